@@ -1,0 +1,1625 @@
+//! The shard state machine: `apply(command) -> events`, `replay(event)`, `state_hash()`,
+//! `check_invariants()`.
+//!
+//! # Decide, then evolve
+//! Every state change goes through one function, [`Engine::evolve`], which applies one event. Live
+//! processing *decides* (validates a command, runs risk checks, walks the book) and emits events;
+//! each emitted event is evolved at once, so the next decision sees its effect. Replay evolves
+//! journaled events without deciding anything. Live and replayed state therefore cannot drift apart:
+//! they are produced by the same code from the same events. The only difference is the ledger: a
+//! reservation that live processing obtained with a checked `try_reserve` is re-applied with
+//! `force_reserve` on replay (`Mode`).
+//!
+//! # Matching
+//! An accepted order joins its side of the book at once (at the tail of its level), then trades
+//! against the opposite side while prices cross; a remainder that may not rest (IOC, FOK, market)
+//! is then cancelled. Between commands the book is never crossed. Trades happen at the resting
+//! order's price.
+//!
+//! # Determinism
+//! No clock (time is `Command::timestamp_ns`, asserted monotonic), no randomness, no iteration over a
+//! hash map where order could reach an event or the state hash.
+
+use crate::book::{FastBook, LevelView, OrderBook};
+use crate::command::{Command, CommandBody, NewOrder};
+use crate::event::{AcceptedOrder, CancelReason, Event, EventBody, Fill, RejectReason};
+use crate::instrument::{Instrument, InstrumentTable};
+use crate::ledger::{Account, Ledger, LocalLedger};
+use crate::order::{Handle, Order, OrderStore, NIL};
+use crate::position::Position;
+use crate::risk::RiskLimits;
+use crate::types::{
+    ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce,
+    BASIS_POINTS_PER_UNIT, NANOS_PER_DAY,
+};
+use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// Portfolio id used in rejections of commands that name no portfolio.
+pub const NO_PORTFOLIO: PortfolioId = PortfolioId::MAX;
+/// Order ids carry the shard id in their top 16 bits, so they are unique across shards.
+pub const ORDER_ID_SHARD_SHIFT: u32 = 48;
+const ORDER_COUNTER_MASK: u64 = (1 << ORDER_ID_SHARD_SHIFT) - 1;
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub shard_id: u16,
+    /// The most open orders this shard holds; a new order beyond it is rejected `book_full`.
+    pub orders_max: u32,
+    /// Applied when an order asks for `SelfTradePolicy::Default`.
+    pub self_trade_policy: SelfTradePolicy,
+    /// Limits of a new portfolio.
+    pub default_limits: RiskLimits,
+    /// The symbols this shard owns; `None` owns every instrument.
+    pub owned_symbols: Option<Vec<SymbolId>>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            shard_id: 0,
+            orders_max: 1 << 20,
+            self_trade_policy: SelfTradePolicy::CancelResting,
+            default_limits: RiskLimits::default(),
+            owned_symbols: None,
+        }
+    }
+}
+
+/// Whether ledger reservations are being decided (live) or re-applied from events (replay).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Live,
+    Replay,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SymbolState {
+    owned: bool,
+    halted: bool,
+    /// 0 when unknown.
+    reference_ticks: i64,
+    /// 0 before the first trade.
+    last_trade_ticks: i64,
+}
+
+/// One shard's matching engine, risk checks and positions.
+pub struct Engine<B: OrderBook = FastBook, L: Ledger = LocalLedger> {
+    config: EngineConfig,
+    instruments: InstrumentTable,
+    symbols: Vec<SymbolState>,
+    books: Vec<B>,
+    orders: OrderStore,
+    positions: FxHashMap<(PortfolioId, SymbolId), Position>,
+    /// Head of each portfolio's list of open orders in this shard, indexed by portfolio id.
+    portfolio_heads: Vec<Handle>,
+    client_order_ids: FxHashMap<(PortfolioId, ClientOrderId), OrderId>,
+    /// (expiry, order id) of DAY and GTD orders; entries of orders gone are skipped when popped.
+    expiries: BinaryHeap<Reverse<(i64, OrderId)>>,
+    ledger: L,
+    last_seq: u64,
+    last_timestamp_ns: i64,
+    order_counter: u64,
+    last_trade_id: u64,
+    /// Timestamp of the event being emitted or replayed.
+    now_ns: i64,
+}
+
+impl Engine<FastBook, LocalLedger> {
+    /// An engine with the fast book and its own ledger.
+    pub fn new(config: EngineConfig, instruments: InstrumentTable) -> Self {
+        Engine::with_ledger(config, instruments, LocalLedger::new())
+    }
+}
+
+impl<B: OrderBook, L: Ledger> Engine<B, L> {
+    pub fn with_ledger(config: EngineConfig, instruments: InstrumentTable, ledger: L) -> Self {
+        let orders_max = config.orders_max as usize;
+        let mut symbols = vec![SymbolState::default(); instruments.len()];
+        match &config.owned_symbols {
+            None => symbols.iter_mut().for_each(|s| s.owned = true),
+            Some(owned) => {
+                for &symbol_id in owned {
+                    symbols[usize::from(symbol_id)].owned = true;
+                }
+            }
+        }
+        let books = (0..instruments.len())
+            .map(|i| {
+                if symbols[i].owned {
+                    B::with_capacity(orders_max)
+                } else {
+                    B::with_capacity(0)
+                }
+            })
+            .collect();
+        let mut positions = FxHashMap::default();
+        positions.reserve(4096);
+        let mut client_order_ids = FxHashMap::default();
+        client_order_ids.reserve(orders_max.min(1 << 16));
+        Engine {
+            config,
+            instruments,
+            symbols,
+            books,
+            orders: OrderStore::with_capacity(orders_max),
+            positions,
+            portfolio_heads: Vec::new(),
+            client_order_ids,
+            expiries: BinaryHeap::with_capacity(orders_max.min(1 << 16)),
+            ledger,
+            last_seq: 0,
+            last_timestamp_ns: i64::MIN,
+            order_counter: 0,
+            last_trade_id: 0,
+            now_ns: 0,
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Queries
+    // ----------------------------------------------------------------------------------------
+
+    pub fn instruments(&self) -> &InstrumentTable {
+        &self.instruments
+    }
+
+    pub fn ledger(&self) -> &L {
+        &self.ledger
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    pub fn account(&self, portfolio_id: PortfolioId) -> Option<Account> {
+        self.ledger.account(portfolio_id)
+    }
+
+    pub fn position(&self, portfolio_id: PortfolioId, symbol_id: SymbolId) -> Position {
+        self.positions
+            .get(&(portfolio_id, symbol_id))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Every (portfolio, symbol) with a position or open orders, sorted.
+    pub fn positions(&self) -> Vec<((PortfolioId, SymbolId), Position)> {
+        let mut all: Vec<_> = self.positions.iter().map(|(k, v)| (*k, *v)).collect();
+        all.sort_unstable_by_key(|(k, _)| *k);
+        all
+    }
+
+    pub fn order(&self, order_id: OrderId) -> Option<&Order> {
+        self.orders.find(order_id).map(|h| self.orders.get(h))
+    }
+
+    pub fn open_order_count(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// Up to `depth` levels of one side, best first.
+    pub fn levels(&self, symbol_id: SymbolId, side: Side, depth: usize) -> Vec<LevelView> {
+        let mut levels = Vec::new();
+        if let Some(book) = self.books.get(usize::from(symbol_id)) {
+            book.levels(side, |level| {
+                levels.push(level);
+                levels.len() < depth
+            });
+        }
+        levels
+    }
+
+    /// The open orders of one side in priority order.
+    pub fn book_orders(&self, symbol_id: SymbolId, side: Side) -> Vec<Order> {
+        let mut orders = Vec::new();
+        self.books[usize::from(symbol_id)].scan(side, |_, handle| {
+            orders.push(*self.orders.get(handle));
+            true
+        });
+        orders
+    }
+
+    pub fn best_price(&self, symbol_id: SymbolId, side: Side) -> Option<i64> {
+        self.books
+            .get(usize::from(symbol_id))?
+            .best(side)
+            .map(|(price, _)| price)
+    }
+
+    pub fn reference_price(&self, symbol_id: SymbolId) -> Option<i64> {
+        let state = self.symbols.get(usize::from(symbol_id))?;
+        match (state.reference_ticks, state.last_trade_ticks) {
+            (0, 0) => None,
+            (0, last) => Some(last),
+            (reference, _) => Some(reference),
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Live processing
+    // ----------------------------------------------------------------------------------------
+
+    /// Applies one command and appends its events to `out` (which the caller owns and clears).
+    pub fn apply(&mut self, command: &Command, out: &mut Vec<Event>) {
+        assert!(
+            command.timestamp_ns >= self.last_timestamp_ns,
+            "time went backwards: {} after {}",
+            command.timestamp_ns,
+            self.last_timestamp_ns
+        );
+        self.last_timestamp_ns = command.timestamp_ns;
+        self.now_ns = command.timestamp_ns;
+        self.expire_due(out);
+        match command.body {
+            CommandBody::CreatePortfolio {
+                portfolio_id,
+                cash_micros,
+            } => self.decide_create_portfolio(portfolio_id, cash_micros, out),
+            CommandBody::AdjustCash {
+                portfolio_id,
+                delta_micros,
+            } => self.decide_adjust_cash(portfolio_id, delta_micros, out),
+            CommandBody::SetRiskLimits {
+                portfolio_id,
+                limits,
+            } => {
+                if self.ledger.account(portfolio_id).is_none() {
+                    self.reject(
+                        out,
+                        portfolio_id,
+                        0,
+                        ClientOrderId::NONE,
+                        RejectReason::UnknownPortfolio,
+                    )
+                } else if !limits.is_valid() {
+                    self.reject(
+                        out,
+                        portfolio_id,
+                        0,
+                        ClientOrderId::NONE,
+                        RejectReason::InvalidAmount,
+                    )
+                } else {
+                    self.emit(
+                        out,
+                        EventBody::RiskLimitsSet {
+                            portfolio_id,
+                            limits,
+                        },
+                    )
+                }
+            }
+            CommandBody::NewOrder(order) => self.decide_new_order(&order, out),
+            CommandBody::Cancel {
+                portfolio_id,
+                order_id,
+            } => match self.owned_order(portfolio_id, order_id) {
+                Some(handle) => self.cancel(out, handle, CancelReason::User),
+                None => self.reject(
+                    out,
+                    portfolio_id,
+                    order_id,
+                    ClientOrderId::NONE,
+                    RejectReason::UnknownOrder,
+                ),
+            },
+            CommandBody::Replace {
+                portfolio_id,
+                order_id,
+                price_ticks,
+                qty_lots,
+            } => self.decide_replace(portfolio_id, order_id, price_ticks, qty_lots, out),
+            CommandBody::MassCancel {
+                portfolio_id,
+                symbol_id,
+            } => self.decide_mass_cancel(portfolio_id, symbol_id, out),
+            CommandBody::SetReferencePrice {
+                symbol_id,
+                price_ticks,
+            } => {
+                if !self.owns(symbol_id) {
+                    self.reject(
+                        out,
+                        NO_PORTFOLIO,
+                        0,
+                        ClientOrderId::NONE,
+                        RejectReason::UnknownSymbol,
+                    )
+                } else if price_ticks <= 0 {
+                    self.reject(
+                        out,
+                        NO_PORTFOLIO,
+                        0,
+                        ClientOrderId::NONE,
+                        RejectReason::PriceNotPositive,
+                    )
+                } else {
+                    self.emit(
+                        out,
+                        EventBody::ReferencePriceSet {
+                            symbol_id,
+                            price_ticks,
+                        },
+                    )
+                }
+            }
+            CommandBody::SetHalted { symbol_id, halted } => {
+                if self.owns(symbol_id) {
+                    self.emit(out, EventBody::HaltedSet { symbol_id, halted })
+                } else {
+                    self.reject(
+                        out,
+                        NO_PORTFOLIO,
+                        0,
+                        ClientOrderId::NONE,
+                        RejectReason::UnknownSymbol,
+                    )
+                }
+            }
+            CommandBody::AdvanceTime => {}
+        }
+        self.compact_expiries();
+    }
+
+    fn owns(&self, symbol_id: SymbolId) -> bool {
+        self.symbols
+            .get(usize::from(symbol_id))
+            .is_some_and(|s| s.owned)
+    }
+
+    fn instrument(&self, symbol_id: SymbolId) -> &Instrument {
+        self.instruments
+            .get(symbol_id)
+            .expect("symbol id checked before use")
+    }
+
+    fn owned_order(&self, portfolio_id: PortfolioId, order_id: OrderId) -> Option<Handle> {
+        let handle = self.orders.find(order_id)?;
+        // A portfolio never learns that another portfolio's order exists.
+        (self.orders.get(handle).portfolio_id == portfolio_id).then_some(handle)
+    }
+
+    fn emit(&mut self, out: &mut Vec<Event>, body: EventBody) {
+        let event = Event {
+            seq: self.last_seq + 1,
+            timestamp_ns: self.now_ns,
+            body,
+        };
+        self.evolve(&event, Mode::Live);
+        out.push(event);
+    }
+
+    fn reject(
+        &mut self,
+        out: &mut Vec<Event>,
+        portfolio_id: PortfolioId,
+        order_id: OrderId,
+        client_order_id: ClientOrderId,
+        reason: RejectReason,
+    ) {
+        self.emit(
+            out,
+            EventBody::Rejected {
+                portfolio_id,
+                order_id,
+                client_order_id,
+                reason,
+            },
+        );
+    }
+
+    fn cancel(&mut self, out: &mut Vec<Event>, handle: Handle, reason: CancelReason) {
+        let order = self.orders.get(handle);
+        let body = EventBody::OrderCancelled {
+            order_id: order.order_id,
+            portfolio_id: order.portfolio_id,
+            symbol_id: order.symbol_id,
+            qty_lots: order.open_lots,
+            reason,
+        };
+        self.emit(out, body);
+    }
+
+    fn expire_due(&mut self, out: &mut Vec<Event>) {
+        while let Some(&Reverse((expire_at_ns, order_id))) = self.expiries.peek() {
+            if expire_at_ns > self.now_ns {
+                break;
+            }
+            self.expiries.pop();
+            if let Some(handle) = self.orders.find(order_id) {
+                if self.orders.get(handle).expire_at_ns == expire_at_ns {
+                    self.cancel(out, handle, CancelReason::Expired);
+                }
+            }
+        }
+    }
+
+    /// Drops entries of orders that are gone once they outnumber the live ones, so the heap stays
+    /// bounded under cancel churn without allocating.
+    fn compact_expiries(&mut self) {
+        if self.expiries.len() > 2 * self.orders.len() + 1024 {
+            let orders = &self.orders;
+            self.expiries.retain(|Reverse((expire_at_ns, order_id))| {
+                orders
+                    .find(*order_id)
+                    .is_some_and(|h| orders.get(h).expire_at_ns == *expire_at_ns)
+            });
+        }
+    }
+
+    fn decide_create_portfolio(
+        &mut self,
+        portfolio_id: PortfolioId,
+        cash_micros: i64,
+        out: &mut Vec<Event>,
+    ) {
+        if cash_micros < 0
+            || portfolio_id == NO_PORTFOLIO
+            || portfolio_id as usize >= crate::ledger::PORTFOLIOS_MAX
+        {
+            return self.reject(
+                out,
+                portfolio_id,
+                0,
+                ClientOrderId::NONE,
+                RejectReason::InvalidAmount,
+            );
+        }
+        if self.ledger.account(portfolio_id).is_some() {
+            return self.reject(
+                out,
+                portfolio_id,
+                0,
+                ClientOrderId::NONE,
+                RejectReason::PortfolioExists,
+            );
+        }
+        self.emit(
+            out,
+            EventBody::PortfolioCreated {
+                portfolio_id,
+                cash_micros,
+            },
+        );
+    }
+
+    fn decide_adjust_cash(
+        &mut self,
+        portfolio_id: PortfolioId,
+        delta_micros: i64,
+        out: &mut Vec<Event>,
+    ) {
+        if self.ledger.account(portfolio_id).is_none() {
+            return self.reject(
+                out,
+                portfolio_id,
+                0,
+                ClientOrderId::NONE,
+                RejectReason::UnknownPortfolio,
+            );
+        }
+        if delta_micros == 0 {
+            return self.reject(
+                out,
+                portfolio_id,
+                0,
+                ClientOrderId::NONE,
+                RejectReason::InvalidAmount,
+            );
+        }
+        if !self.ledger.try_adjust_cash(portfolio_id, delta_micros) {
+            return self.reject(
+                out,
+                portfolio_id,
+                0,
+                ClientOrderId::NONE,
+                RejectReason::InsufficientCash,
+            );
+        }
+        self.emit(
+            out,
+            EventBody::CashAdjusted {
+                portfolio_id,
+                delta_micros,
+            },
+        );
+    }
+
+    /// Validates a new order; on success returns what the `OrderAccepted` event will carry, with
+    /// the ledger's reservation and open-order count already taken.
+    fn check_new_order(&mut self, new: &NewOrder) -> Result<AcceptedOrder, RejectReason> {
+        let account = self
+            .ledger
+            .account(new.portfolio_id)
+            .ok_or(RejectReason::UnknownPortfolio)?;
+        if !self.owns(new.symbol_id) {
+            return Err(RejectReason::UnknownSymbol);
+        }
+        let state = self.symbols[usize::from(new.symbol_id)];
+        if state.halted {
+            return Err(RejectReason::SymbolHalted);
+        }
+        let instrument = self.instrument(new.symbol_id);
+        if new.qty_lots <= 0 {
+            return Err(RejectReason::QuantityNotPositive);
+        }
+        if new.qty_lots < instrument.qty_min_lots {
+            return Err(RejectReason::QuantityBelowMinimum);
+        }
+        if new.qty_lots > instrument.qty_max_lots {
+            return Err(RejectReason::QuantityTooLarge);
+        }
+        if new.post_only && (new.kind == OrderKind::Market || !new.time_in_force.rests()) {
+            return Err(RejectReason::InvalidTimeInForce);
+        }
+        let expire_at_ns = match (new.kind, new.time_in_force) {
+            (OrderKind::Market, _) => i64::MAX,
+            (_, TimeInForce::Day) => instrument.next_session_close_ns(self.now_ns),
+            (_, TimeInForce::Gtd) if new.expire_at_ns <= self.now_ns => {
+                return Err(RejectReason::ExpireTimeInPast)
+            }
+            (_, TimeInForce::Gtd) => new.expire_at_ns,
+            _ => i64::MAX,
+        };
+        let opposite_best = self.books[usize::from(new.symbol_id)]
+            .best(new.side.opposite())
+            .map(|(p, _)| p);
+        let reference = self.reference_price(new.symbol_id);
+        let price_ticks = match new.kind {
+            OrderKind::Limit => {
+                if new.price_ticks <= 0 {
+                    return Err(RejectReason::PriceNotPositive);
+                }
+                if let Some(reference) = reference {
+                    if !instrument.within_band(new.price_ticks, reference) {
+                        return Err(RejectReason::PriceOutsideBand);
+                    }
+                }
+                if new.post_only
+                    && opposite_best.is_some_and(|best| new.side.crosses(new.price_ticks, best))
+                {
+                    return Err(RejectReason::PostOnlyWouldTake);
+                }
+                new.price_ticks
+            }
+            // A market order may trade up to the band edge around the reference (or, with no
+            // reference yet, around the opposite touch); with neither it cannot trade at all.
+            OrderKind::Market => match reference.or(opposite_best) {
+                Some(anchor) => instrument.band_edge_ticks(anchor, new.side == Side::Buy),
+                None => 1,
+            },
+        };
+        if !new.client_order_id.is_none()
+            && self
+                .client_order_ids
+                .contains_key(&(new.portfolio_id, new.client_order_id))
+        {
+            return Err(RejectReason::DuplicateClientOrderId);
+        }
+        let notional_micros = instrument
+            .notional_ceil_micros(price_ticks, new.qty_lots)
+            .ok_or(RejectReason::QuantityTooLarge)?;
+        if notional_micros > account.limits.order_notional_max_micros {
+            return Err(RejectReason::OrderNotionalTooLarge);
+        }
+        let position = self.position(new.portfolio_id, new.symbol_id);
+        let (reserved_lots, reduces_risk) = match new.side {
+            Side::Buy => {
+                if position.qty_lots + position.open_buy_lots + new.qty_lots
+                    > instrument.position_max_lots
+                {
+                    return Err(RejectReason::PositionLimitExceeded);
+                }
+                (
+                    0,
+                    position.qty_lots < 0
+                        && position.open_buy_lots + new.qty_lots <= -position.qty_lots,
+                )
+            }
+            Side::Sell => {
+                let reserved_lots = new.qty_lots.min(position.free_long_lots());
+                if reserved_lots < new.qty_lots && !instrument.short_allowed {
+                    return Err(RejectReason::ShortNotAllowed);
+                }
+                if position.qty_lots - position.open_sell_lots - new.qty_lots
+                    < -instrument.position_max_lots
+                {
+                    return Err(RejectReason::PositionLimitExceeded);
+                }
+                (reserved_lots, reserved_lots == new.qty_lots)
+            }
+        };
+        if !reduces_risk {
+            let day = self.now_ns.div_euclid(NANOS_PER_DAY);
+            if account.daily_loss_micros(day) >= account.limits.daily_loss_max_micros {
+                return Err(RejectReason::DailyLossLimitBreached);
+            }
+            if account
+                .gross_exposure_micros
+                .saturating_add(notional_micros)
+                > account.limits.gross_exposure_max_micros
+            {
+                return Err(RejectReason::GrossExposureExceeded);
+            }
+        }
+        if self.orders.is_full() {
+            return Err(RejectReason::BookFull);
+        }
+        let reserved_cash_micros = required_cash(
+            instrument,
+            new.side,
+            price_ticks,
+            new.qty_lots,
+            reserved_lots,
+        );
+        if !self.ledger.try_open_order(new.portfolio_id) {
+            return Err(RejectReason::OpenOrdersLimitExceeded);
+        }
+        if !self
+            .ledger
+            .try_reserve(new.portfolio_id, reserved_cash_micros)
+        {
+            self.ledger.close_order(new.portfolio_id);
+            return Err(RejectReason::InsufficientBuyingPower);
+        }
+        Ok(AcceptedOrder {
+            order_id: (u64::from(self.config.shard_id) << ORDER_ID_SHARD_SHIFT)
+                | (self.order_counter + 1),
+            portfolio_id: new.portfolio_id,
+            symbol_id: new.symbol_id,
+            side: new.side,
+            kind: new.kind,
+            price_ticks,
+            qty_lots: new.qty_lots,
+            time_in_force: if new.kind == OrderKind::Market && new.time_in_force != TimeInForce::Fok
+            {
+                TimeInForce::Ioc
+            } else {
+                new.time_in_force
+            },
+            expire_at_ns,
+            client_order_id: new.client_order_id,
+            post_only: new.post_only,
+            self_trade_policy: match new.self_trade_policy {
+                SelfTradePolicy::Default => self.config.self_trade_policy,
+                policy => policy,
+            },
+            reserved_cash_micros,
+            reserved_lots,
+        })
+    }
+
+    fn decide_new_order(&mut self, new: &NewOrder, out: &mut Vec<Event>) {
+        let accepted = match self.check_new_order(new) {
+            Ok(accepted) => accepted,
+            Err(reason) => {
+                return self.reject(out, new.portfolio_id, 0, new.client_order_id, reason)
+            }
+        };
+        let order_id = accepted.order_id;
+        self.emit(out, EventBody::OrderAccepted(accepted));
+        let handle = self
+            .orders
+            .find(order_id)
+            .expect("accepted order is stored");
+        self.match_incoming(out, handle);
+    }
+
+    /// Trades an order that has just joined the book (or moved in it) against the opposite side,
+    /// then cancels a remainder that may not rest.
+    fn match_incoming(&mut self, out: &mut Vec<Event>, handle: Handle) {
+        let taker = *self.orders.get(handle);
+        let book_index = usize::from(taker.symbol_id);
+        if taker.time_in_force == TimeInForce::Fok && !self.fok_fillable(&taker) {
+            return self.cancel(out, handle, CancelReason::FokUnfillable);
+        }
+        let instrument_fees = {
+            let instrument = self.instrument(taker.symbol_id);
+            (instrument.maker_fee_bps, instrument.taker_fee_bps)
+        };
+        loop {
+            let open_lots = self.orders.get(handle).open_lots;
+            if open_lots == 0 {
+                return;
+            }
+            let Some((price_ticks, maker_handle)) =
+                self.books[book_index].best(taker.side.opposite())
+            else {
+                break;
+            };
+            if !taker.side.crosses(taker.price_ticks, price_ticks) {
+                break;
+            }
+            let maker = *self.orders.get(maker_handle);
+            if maker.portfolio_id == taker.portfolio_id {
+                match taker.self_trade_policy {
+                    SelfTradePolicy::CancelIncoming => {
+                        return self.cancel(out, handle, CancelReason::SelfTrade)
+                    }
+                    SelfTradePolicy::CancelBoth => {
+                        self.cancel(out, maker_handle, CancelReason::SelfTrade);
+                        return self.cancel(out, handle, CancelReason::SelfTrade);
+                    }
+                    SelfTradePolicy::CancelResting | SelfTradePolicy::Default => {
+                        self.cancel(out, maker_handle, CancelReason::SelfTrade);
+                        continue;
+                    }
+                }
+            }
+            let qty_lots = open_lots.min(maker.open_lots);
+            let notional_micros = self
+                .instrument(taker.symbol_id)
+                .notional_floor_micros(price_ticks, qty_lots)
+                .expect("a trade is smaller than the orders that were checked");
+            let fill = Fill {
+                trade_id: self.last_trade_id + 1,
+                symbol_id: taker.symbol_id,
+                maker_order_id: maker.order_id,
+                maker_portfolio_id: maker.portfolio_id,
+                taker_order_id: taker.order_id,
+                taker_portfolio_id: taker.portfolio_id,
+                taker_side: taker.side,
+                price_ticks,
+                qty_lots,
+                notional_micros,
+                maker_fee_micros: fee_micros(notional_micros, instrument_fees.0),
+                taker_fee_micros: fee_micros(notional_micros, instrument_fees.1),
+            };
+            self.emit(out, EventBody::Fill(fill));
+        }
+        let reason = match (taker.kind, taker.time_in_force) {
+            (OrderKind::Market, _) => CancelReason::NoLiquidity,
+            (_, TimeInForce::Ioc) => CancelReason::IocRemainder,
+            (_, TimeInForce::Fok) => unreachable!("a fillable FOK order fills completely"),
+            _ => return,
+        };
+        self.cancel(out, handle, reason);
+    }
+
+    /// Whether a FOK order can fill completely now, counting only what self-trade prevention lets
+    /// it trade with.
+    fn fok_fillable(&self, taker: &Order) -> bool {
+        let stops_at_self = matches!(
+            taker.self_trade_policy,
+            SelfTradePolicy::CancelIncoming | SelfTradePolicy::CancelBoth
+        );
+        let mut available_lots = 0i64;
+        let orders = &self.orders;
+        self.books[usize::from(taker.symbol_id)].scan(
+            taker.side.opposite(),
+            |price_ticks, handle| {
+                if !taker.side.crosses(taker.price_ticks, price_ticks) {
+                    return false;
+                }
+                let resting = orders.get(handle);
+                if resting.portfolio_id == taker.portfolio_id {
+                    return !stops_at_self;
+                }
+                available_lots += resting.open_lots;
+                available_lots < taker.open_lots
+            },
+        );
+        available_lots >= taker.open_lots
+    }
+
+    fn decide_replace(
+        &mut self,
+        portfolio_id: PortfolioId,
+        order_id: OrderId,
+        price_ticks: i64,
+        qty_lots: i64,
+        out: &mut Vec<Event>,
+    ) {
+        match self.check_replace(portfolio_id, order_id, price_ticks, qty_lots) {
+            Err(reason) => {
+                let client_order_id = self
+                    .order(order_id)
+                    .map_or(ClientOrderId::NONE, |o| o.client_order_id);
+                let client_order_id = if reason == RejectReason::UnknownOrder {
+                    ClientOrderId::NONE
+                } else {
+                    client_order_id
+                };
+                self.reject(out, portfolio_id, order_id, client_order_id, reason)
+            }
+            Ok((handle, priority_kept, reserved_cash_micros)) => {
+                let symbol_id = self.orders.get(handle).symbol_id;
+                self.emit(
+                    out,
+                    EventBody::OrderReplaced {
+                        order_id,
+                        portfolio_id,
+                        symbol_id,
+                        price_ticks,
+                        qty_lots,
+                        priority_kept,
+                        reserved_cash_micros,
+                    },
+                );
+                if !priority_kept {
+                    self.match_incoming(out, handle);
+                }
+            }
+        }
+    }
+
+    fn check_replace(
+        &mut self,
+        portfolio_id: PortfolioId,
+        order_id: OrderId,
+        price_ticks: i64,
+        qty_lots: i64,
+    ) -> Result<(Handle, bool, i64), RejectReason> {
+        let handle = self
+            .owned_order(portfolio_id, order_id)
+            .ok_or(RejectReason::UnknownOrder)?;
+        let order = *self.orders.get(handle);
+        let instrument = self.instrument(order.symbol_id);
+        if self.symbols[usize::from(order.symbol_id)].halted {
+            return Err(RejectReason::SymbolHalted);
+        }
+        if qty_lots <= 0 {
+            return Err(RejectReason::QuantityNotPositive);
+        }
+        if qty_lots < instrument.qty_min_lots {
+            return Err(RejectReason::QuantityBelowMinimum);
+        }
+        if qty_lots > instrument.qty_max_lots {
+            return Err(RejectReason::QuantityTooLarge);
+        }
+        if price_ticks <= 0 {
+            return Err(RejectReason::PriceNotPositive);
+        }
+        if price_ticks == order.price_ticks && qty_lots == order.open_lots {
+            return Err(RejectReason::ReplaceNoChange);
+        }
+        if let Some(reference) = self.reference_price(order.symbol_id) {
+            if !instrument.within_band(price_ticks, reference) {
+                return Err(RejectReason::PriceOutsideBand);
+            }
+        }
+        let opposite_best = self.best_price(order.symbol_id, order.side.opposite());
+        if order.post_only
+            && opposite_best.is_some_and(|best| order.side.crosses(price_ticks, best))
+        {
+            return Err(RejectReason::PostOnlyWouldTake);
+        }
+        let account = self
+            .ledger
+            .account(portfolio_id)
+            .expect("an order's portfolio exists");
+        let notional_micros = instrument
+            .notional_ceil_micros(price_ticks, qty_lots)
+            .ok_or(RejectReason::QuantityTooLarge)?;
+        if notional_micros > account.limits.order_notional_max_micros {
+            return Err(RejectReason::OrderNotionalTooLarge);
+        }
+        let position = self.position(portfolio_id, order.symbol_id);
+        let added_lots = qty_lots - order.open_lots;
+        let reserved_lots = replaced_reserved_lots(&order, &position, qty_lots);
+        match order.side {
+            Side::Buy
+                if position.qty_lots + position.open_buy_lots + added_lots
+                    > instrument.position_max_lots =>
+            {
+                return Err(RejectReason::PositionLimitExceeded)
+            }
+            Side::Sell
+                if position.qty_lots - position.open_sell_lots - added_lots
+                    < -instrument.position_max_lots =>
+            {
+                return Err(RejectReason::PositionLimitExceeded)
+            }
+            Side::Sell if reserved_lots < qty_lots && !instrument.short_allowed => {
+                return Err(RejectReason::ShortNotAllowed)
+            }
+            _ => {}
+        }
+        let required = required_cash(instrument, order.side, price_ticks, qty_lots, reserved_lots);
+        let additional = (required - order.reserved_cash_micros).max(0);
+        if additional > 0 && !self.ledger.try_reserve(portfolio_id, additional) {
+            return Err(RejectReason::InsufficientBuyingPower);
+        }
+        let priority_kept = price_ticks == order.price_ticks && qty_lots < order.open_lots;
+        Ok((handle, priority_kept, additional))
+    }
+
+    fn decide_mass_cancel(
+        &mut self,
+        portfolio_id: PortfolioId,
+        symbol_id: Option<SymbolId>,
+        out: &mut Vec<Event>,
+    ) {
+        if self.ledger.account(portfolio_id).is_none() {
+            return self.reject(
+                out,
+                portfolio_id,
+                0,
+                ClientOrderId::NONE,
+                RejectReason::UnknownPortfolio,
+            );
+        }
+        if symbol_id.is_some_and(|s| !self.owns(s)) {
+            return self.reject(
+                out,
+                portfolio_id,
+                0,
+                ClientOrderId::NONE,
+                RejectReason::UnknownSymbol,
+            );
+        }
+        let mut handle = self
+            .portfolio_heads
+            .get(portfolio_id as usize)
+            .copied()
+            .unwrap_or(NIL);
+        while handle != NIL {
+            let order = *self.orders.get(handle);
+            if symbol_id.is_none_or(|s| s == order.symbol_id) {
+                self.cancel(out, handle, CancelReason::User);
+            }
+            handle = order.portfolio_next;
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Evolve: the one place state changes
+    // ----------------------------------------------------------------------------------------
+
+    /// Rebuilds state from a journaled event. Events must come in sequence order.
+    pub fn replay(&mut self, event: &Event) {
+        assert!(
+            event.timestamp_ns >= self.last_timestamp_ns,
+            "replayed time went backwards"
+        );
+        self.last_timestamp_ns = event.timestamp_ns;
+        self.now_ns = event.timestamp_ns;
+        self.evolve(event, Mode::Replay);
+    }
+
+    fn evolve(&mut self, event: &Event, mode: Mode) {
+        assert_eq!(event.seq, self.last_seq + 1, "event sequence gap");
+        self.last_seq = event.seq;
+        match event.body {
+            EventBody::PortfolioCreated {
+                portfolio_id,
+                cash_micros,
+            } => {
+                let created =
+                    self.ledger
+                        .create(portfolio_id, cash_micros, self.config.default_limits);
+                assert!(created || (mode == Mode::Replay && !self.ledger.is_exclusive()));
+            }
+            EventBody::CashAdjusted {
+                portfolio_id,
+                delta_micros,
+            } => {
+                if mode == Mode::Replay {
+                    self.ledger.force_adjust_cash(portfolio_id, delta_micros);
+                }
+            }
+            EventBody::RiskLimitsSet {
+                portfolio_id,
+                limits,
+            } => self.ledger.set_limits(portfolio_id, limits),
+            EventBody::OrderAccepted(accepted) => self.evolve_accepted(&accepted, mode),
+            EventBody::Rejected { .. } => {}
+            EventBody::Fill(fill) => self.evolve_fill(&fill, event.timestamp_ns),
+            EventBody::OrderCancelled { order_id, .. } => {
+                let handle = self.orders.find(order_id).expect("cancelled order is open");
+                self.close_order(handle);
+            }
+            EventBody::OrderReplaced {
+                order_id,
+                price_ticks,
+                qty_lots,
+                priority_kept,
+                reserved_cash_micros,
+                ..
+            } => self.evolve_replaced(
+                order_id,
+                price_ticks,
+                qty_lots,
+                priority_kept,
+                reserved_cash_micros,
+                mode,
+            ),
+            EventBody::ReferencePriceSet {
+                symbol_id,
+                price_ticks,
+            } => self.symbols[usize::from(symbol_id)].reference_ticks = price_ticks,
+            EventBody::HaltedSet { symbol_id, halted } => {
+                self.symbols[usize::from(symbol_id)].halted = halted
+            }
+        }
+    }
+
+    fn evolve_accepted(&mut self, accepted: &AcceptedOrder, mode: Mode) {
+        if mode == Mode::Replay {
+            self.ledger.force_open_order(accepted.portfolio_id);
+            self.ledger
+                .force_reserve(accepted.portfolio_id, accepted.reserved_cash_micros);
+        }
+        self.order_counter = accepted.order_id & ORDER_COUNTER_MASK;
+        let mut order = Order::from_accepted(accepted);
+        let portfolio_index = accepted.portfolio_id as usize;
+        if self.portfolio_heads.len() <= portfolio_index {
+            self.portfolio_heads.resize(portfolio_index + 1, NIL);
+        }
+        let head = self.portfolio_heads[portfolio_index];
+        order.portfolio_next = head;
+        let handle = self.orders.insert(order);
+        if head != NIL {
+            self.orders.get_mut(head).portfolio_prev = handle;
+        }
+        self.portfolio_heads[portfolio_index] = handle;
+
+        let position = self
+            .positions
+            .entry((accepted.portfolio_id, accepted.symbol_id))
+            .or_default();
+        match accepted.side {
+            Side::Buy => position.open_buy_lots += accepted.qty_lots,
+            Side::Sell => position.open_sell_lots += accepted.qty_lots,
+        }
+        position.reserved_lots += accepted.reserved_lots;
+        if !accepted.client_order_id.is_none() {
+            self.client_order_ids.insert(
+                (accepted.portfolio_id, accepted.client_order_id),
+                accepted.order_id,
+            );
+        }
+        if accepted.expire_at_ns != i64::MAX {
+            self.expiries
+                .push(Reverse((accepted.expire_at_ns, accepted.order_id)));
+        }
+        self.books[usize::from(accepted.symbol_id)].insert(
+            handle,
+            accepted.side,
+            accepted.price_ticks,
+            accepted.qty_lots,
+        );
+    }
+
+    fn evolve_fill(&mut self, fill: &Fill, timestamp_ns: i64) {
+        self.last_trade_id = fill.trade_id;
+        self.symbols[usize::from(fill.symbol_id)].last_trade_ticks = fill.price_ticks;
+        let day = timestamp_ns.div_euclid(NANOS_PER_DAY);
+        let maker = self
+            .orders
+            .find(fill.maker_order_id)
+            .expect("maker is open");
+        let taker = self
+            .orders
+            .find(fill.taker_order_id)
+            .expect("taker is open");
+        self.settle_side(maker, fill, fill.maker_fee_micros, day);
+        self.settle_side(taker, fill, fill.taker_fee_micros, day);
+    }
+
+    /// Books one side of a fill: the order's open quantity and reservation, the position, margin,
+    /// and the ledger.
+    fn settle_side(&mut self, handle: Handle, fill: &Fill, fee: i64, day: i64) {
+        let order = *self.orders.get(handle);
+        let qty_lots = fill.qty_lots;
+        assert!(
+            qty_lots > 0 && qty_lots <= order.open_lots,
+            "fill larger than the open quantity"
+        );
+        let instrument = self
+            .instruments
+            .get(order.symbol_id)
+            .expect("order's instrument");
+        let open_after = order.open_lots - qty_lots;
+        let key = (order.portfolio_id, order.symbol_id);
+        let position = self
+            .positions
+            .get_mut(&key)
+            .expect("an open order has a position entry");
+
+        // The order's reservation after the fill; what it held beyond that is released (a buy) or
+        // moves to the position's margin (a sell's short part).
+        let reserved_lots_used = match order.side {
+            Side::Buy => 0,
+            Side::Sell => qty_lots.min(order.reserved_lots),
+        };
+        let reserved_lots_after = order.reserved_lots - reserved_lots_used;
+        let required_after = required_cash(
+            instrument,
+            order.side,
+            order.price_ticks,
+            open_after,
+            reserved_lots_after,
+        );
+        let freed_micros = order.reserved_cash_micros - required_after;
+        assert!(freed_micros >= 0, "a fill cannot need more reservation");
+
+        let exposure_before = position.short_exposure_lots();
+        position.reserved_lots -= reserved_lots_used;
+        match order.side {
+            Side::Buy => position.open_buy_lots -= qty_lots,
+            Side::Sell => position.open_sell_lots -= qty_lots,
+        }
+        let effect = position.apply_trade(order.side.sign(), qty_lots, fill.notional_micros);
+        position.fees_micros += fee;
+        let exposure_after = position.short_exposure_lots();
+
+        let (mut release_reserved, mut to_margin, mut release_margin) = (0i64, 0i64, 0i64);
+        match order.side {
+            Side::Buy => release_reserved = freed_micros,
+            Side::Sell if exposure_after > 0 => to_margin = freed_micros,
+            Side::Sell => release_reserved = freed_micros,
+        }
+        if exposure_after == 0 {
+            release_margin = position.margin_micros;
+        } else if exposure_after < exposure_before {
+            release_margin = mul_div(
+                position.margin_micros,
+                exposure_before - exposure_after,
+                exposure_before,
+            );
+        }
+        position.margin_micros += to_margin - release_margin;
+
+        let cash_delta = match order.side {
+            Side::Buy => -(fill.notional_micros + fee),
+            Side::Sell => fill.notional_micros - fee,
+        };
+        let portfolio_id = order.portfolio_id;
+        self.ledger.release(portfolio_id, release_reserved);
+        self.ledger.reserve_to_margin(portfolio_id, to_margin);
+        self.ledger.release_margin(portfolio_id, release_margin);
+        self.ledger.settle(
+            portfolio_id,
+            cash_delta,
+            fee,
+            effect.realized_pnl_micros,
+            day,
+        );
+        self.ledger
+            .add_gross_exposure(portfolio_id, effect.gross_exposure_delta_micros);
+
+        let stored = self.orders.get_mut(handle);
+        stored.open_lots = open_after;
+        stored.filled_lots += qty_lots;
+        stored.reserved_cash_micros = required_after;
+        stored.reserved_lots = reserved_lots_after;
+        if open_after == 0 {
+            assert_eq!(required_after, 0);
+            self.books[usize::from(order.symbol_id)].remove(
+                handle,
+                order.side,
+                order.price_ticks,
+                qty_lots,
+            );
+            self.forget_order(handle);
+        } else {
+            self.books[usize::from(order.symbol_id)].reduce(
+                handle,
+                order.side,
+                order.price_ticks,
+                qty_lots,
+            );
+        }
+    }
+
+    /// Removes an open order from the book, releasing everything it holds.
+    fn close_order(&mut self, handle: Handle) {
+        let order = *self.orders.get(handle);
+        self.books[usize::from(order.symbol_id)].remove(
+            handle,
+            order.side,
+            order.price_ticks,
+            order.open_lots,
+        );
+        let position = self
+            .positions
+            .get_mut(&(order.portfolio_id, order.symbol_id))
+            .expect("order's position");
+        match order.side {
+            Side::Buy => position.open_buy_lots -= order.open_lots,
+            Side::Sell => position.open_sell_lots -= order.open_lots,
+        }
+        let exposure_before = position.short_exposure_lots();
+        position.reserved_lots -= order.reserved_lots;
+        let exposure_after = position.short_exposure_lots();
+        // Giving back reserved lots can only lower the short exposure.
+        let release_margin = if exposure_after == 0 {
+            position.margin_micros
+        } else {
+            mul_div(
+                position.margin_micros,
+                exposure_before - exposure_after,
+                exposure_before,
+            )
+        };
+        position.margin_micros -= release_margin;
+        self.ledger
+            .release_margin(order.portfolio_id, release_margin);
+        self.ledger
+            .release(order.portfolio_id, order.reserved_cash_micros);
+        self.forget_order(handle);
+    }
+
+    /// Drops a finished order (out of the book already) from the store and every index.
+    fn forget_order(&mut self, handle: Handle) {
+        let order = self.orders.remove(handle);
+        self.ledger.close_order(order.portfolio_id);
+        if order.portfolio_prev != NIL {
+            self.orders.get_mut(order.portfolio_prev).portfolio_next = order.portfolio_next;
+        } else {
+            self.portfolio_heads[order.portfolio_id as usize] = order.portfolio_next;
+        }
+        if order.portfolio_next != NIL {
+            self.orders.get_mut(order.portfolio_next).portfolio_prev = order.portfolio_prev;
+        }
+        if !order.client_order_id.is_none() {
+            self.client_order_ids
+                .remove(&(order.portfolio_id, order.client_order_id));
+        }
+        let key = (order.portfolio_id, order.symbol_id);
+        if self.positions.get(&key).is_some_and(|p| {
+            p.is_flat_and_idle() && p.realized_pnl_micros == 0 && p.fees_micros == 0
+        }) {
+            self.positions.remove(&key);
+        }
+    }
+
+    fn evolve_replaced(
+        &mut self,
+        order_id: OrderId,
+        price_ticks: i64,
+        qty_lots: i64,
+        priority_kept: bool,
+        reserved_cash_micros: i64,
+        mode: Mode,
+    ) {
+        let handle = self.orders.find(order_id).expect("replaced order is open");
+        let order = *self.orders.get(handle);
+        if mode == Mode::Replay {
+            self.ledger
+                .force_reserve(order.portfolio_id, reserved_cash_micros);
+        }
+        let instrument = self
+            .instruments
+            .get(order.symbol_id)
+            .expect("order's instrument");
+        let position = self
+            .positions
+            .get_mut(&(order.portfolio_id, order.symbol_id))
+            .expect("order's position");
+        let reserved_lots = replaced_reserved_lots(&order, position, qty_lots);
+        let required = required_cash(instrument, order.side, price_ticks, qty_lots, reserved_lots);
+        let held = order.reserved_cash_micros + reserved_cash_micros;
+        assert!(held >= required, "replace reserved too little");
+        let exposure_before = position.short_exposure_lots();
+        position.reserved_lots += reserved_lots - order.reserved_lots;
+        match order.side {
+            Side::Buy => position.open_buy_lots += qty_lots - order.open_lots,
+            Side::Sell => position.open_sell_lots += qty_lots - order.open_lots,
+        }
+        let exposure_after = position.short_exposure_lots();
+        let release_margin = if exposure_after == 0 {
+            position.margin_micros
+        } else if exposure_after < exposure_before {
+            mul_div(
+                position.margin_micros,
+                exposure_before - exposure_after,
+                exposure_before,
+            )
+        } else {
+            0
+        };
+        position.margin_micros -= release_margin;
+        self.ledger
+            .release_margin(order.portfolio_id, release_margin);
+        self.ledger.release(order.portfolio_id, held - required);
+
+        let book = &mut self.books[usize::from(order.symbol_id)];
+        if priority_kept {
+            book.reduce(
+                handle,
+                order.side,
+                order.price_ticks,
+                order.open_lots - qty_lots,
+            );
+        } else {
+            book.remove(handle, order.side, order.price_ticks, order.open_lots);
+            book.insert(handle, order.side, price_ticks, qty_lots);
+        }
+        let stored = self.orders.get_mut(handle);
+        stored.price_ticks = price_ticks;
+        stored.open_lots = qty_lots;
+        stored.reserved_cash_micros = required;
+        stored.reserved_lots = reserved_lots;
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // State hash and invariants
+    // ----------------------------------------------------------------------------------------
+
+    /// A hash of the full logical state, independent of data-structure layout: two engines that
+    /// went through the same events have the same hash whatever book implementation they use.
+    pub fn state_hash(&self) -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut put = |value: i64| hasher.update(&value.to_le_bytes());
+        put(self.last_seq as i64);
+        put(self.order_counter as i64);
+        put(self.last_trade_id as i64);
+        for (index, state) in self.symbols.iter().enumerate() {
+            if !state.owned {
+                continue;
+            }
+            put(index as i64);
+            put(i64::from(state.halted));
+            put(state.reference_ticks);
+            put(state.last_trade_ticks);
+            for side in [Side::Buy, Side::Sell] {
+                put(-1);
+                self.books[index].scan(side, |_, handle| {
+                    let o = self.orders.get(handle);
+                    for value in [
+                        o.order_id as i64,
+                        i64::from(o.portfolio_id),
+                        o.side as i64,
+                        o.kind as i64,
+                        o.price_ticks,
+                        o.open_lots,
+                        o.filled_lots,
+                        o.time_in_force as i64,
+                        o.expire_at_ns,
+                        i64::from_le_bytes(o.client_order_id.0[..8].try_into().expect("8 bytes")),
+                        i64::from_le_bytes(o.client_order_id.0[8..].try_into().expect("8 bytes")),
+                        i64::from(o.post_only),
+                        o.self_trade_policy as i64,
+                        o.reserved_cash_micros,
+                        o.reserved_lots,
+                    ] {
+                        put(value);
+                    }
+                    true
+                });
+            }
+        }
+        for ((portfolio_id, symbol_id), p) in self.positions() {
+            for value in [
+                i64::from(portfolio_id),
+                i64::from(symbol_id),
+                p.qty_lots,
+                p.cost_basis_micros,
+                p.reserved_lots,
+                p.open_buy_lots,
+                p.open_sell_lots,
+                p.margin_micros,
+                p.realized_pnl_micros,
+                p.fees_micros,
+            ] {
+                put(value);
+            }
+        }
+        if self.ledger.is_exclusive() {
+            self.ledger.for_each_account(&mut |portfolio_id, a| {
+                for value in [
+                    i64::from(portfolio_id),
+                    a.cash_micros,
+                    a.reserved_micros,
+                    a.margin_micros,
+                    a.fees_paid_micros,
+                    a.realized_pnl_micros,
+                    a.daily_pnl_micros,
+                    a.daily_pnl_day,
+                    a.gross_exposure_micros,
+                    i64::from(a.open_orders),
+                    a.limits.order_notional_max_micros,
+                    a.limits.gross_exposure_max_micros,
+                    i64::from(a.limits.open_orders_max),
+                    a.limits.daily_loss_max_micros,
+                ] {
+                    put(value);
+                }
+            });
+        }
+        hasher.digest()
+    }
+
+    /// Asserts every invariant of the state. Cost is linear in the state; tests call it after every
+    /// command.
+    pub fn check_invariants(&self) {
+        let mut expected: FxHashMap<(PortfolioId, SymbolId), Position> = FxHashMap::default();
+        let mut reserved_by_portfolio: FxHashMap<PortfolioId, (i64, u32)> = FxHashMap::default();
+        for (index, state) in self.symbols.iter().enumerate() {
+            if !state.owned {
+                continue;
+            }
+            let book = &self.books[index];
+            book.check(|handle| self.orders.get(handle).open_lots);
+            if let (Some((bid, _)), Some((ask, _))) = (book.best(Side::Buy), book.best(Side::Sell))
+            {
+                assert!(bid < ask, "book {index} crossed: bid {bid} >= ask {ask}");
+            }
+            let instrument = self.instruments.get(index as SymbolId).expect("instrument");
+            for side in [Side::Buy, Side::Sell] {
+                book.scan(side, |price_ticks, handle| {
+                    let o = self.orders.get(handle);
+                    assert_eq!(
+                        (o.side, o.price_ticks, o.symbol_id as usize),
+                        (side, price_ticks, index)
+                    );
+                    assert!(o.open_lots > 0 && o.time_in_force.rests());
+                    assert_eq!(
+                        o.reserved_cash_micros,
+                        required_cash(
+                            instrument,
+                            o.side,
+                            o.price_ticks,
+                            o.open_lots,
+                            o.reserved_lots
+                        ),
+                        "order {} holds the wrong reservation",
+                        o.order_id
+                    );
+                    let entry = expected.entry((o.portfolio_id, o.symbol_id)).or_default();
+                    match o.side {
+                        Side::Buy => entry.open_buy_lots += o.open_lots,
+                        Side::Sell => entry.open_sell_lots += o.open_lots,
+                    }
+                    entry.reserved_lots += o.reserved_lots;
+                    let totals = reserved_by_portfolio.entry(o.portfolio_id).or_default();
+                    totals.0 += o.reserved_cash_micros;
+                    totals.1 += 1;
+                    if !o.client_order_id.is_none() {
+                        assert_eq!(
+                            self.client_order_ids
+                                .get(&(o.portfolio_id, o.client_order_id)),
+                            Some(&o.order_id)
+                        );
+                    }
+                    true
+                });
+            }
+        }
+        let resting: usize = reserved_by_portfolio
+            .values()
+            .map(|(_, count)| *count as usize)
+            .sum();
+        assert_eq!(
+            resting,
+            self.orders.len(),
+            "an order is open but not in a book"
+        );
+        assert!(self.client_order_ids.len() <= self.orders.len());
+
+        let mut net_by_symbol: FxHashMap<SymbolId, i64> = FxHashMap::default();
+        let mut margin_by_portfolio: FxHashMap<PortfolioId, i64> = FxHashMap::default();
+        let mut gross_by_portfolio: FxHashMap<PortfolioId, i64> = FxHashMap::default();
+        for (key, position) in &self.positions {
+            let wanted = expected.remove(key).unwrap_or_default();
+            assert_eq!(
+                (
+                    position.open_buy_lots,
+                    position.open_sell_lots,
+                    position.reserved_lots
+                ),
+                (
+                    wanted.open_buy_lots,
+                    wanted.open_sell_lots,
+                    wanted.reserved_lots
+                ),
+                "position {key:?} open quantities"
+            );
+            assert!(position.reserved_lots >= 0 && position.margin_micros >= 0);
+            assert_eq!(
+                position.qty_lots == 0,
+                position.cost_basis_micros == 0,
+                "position {key:?} basis"
+            );
+            assert_eq!(
+                position.qty_lots.signum(),
+                position.cost_basis_micros.signum(),
+                "position {key:?} basis sign"
+            );
+            if position.short_exposure_lots() == 0 {
+                assert_eq!(
+                    position.margin_micros, 0,
+                    "position {key:?} holds margin with no short exposure"
+                );
+            }
+            *net_by_symbol.entry(key.1).or_default() += position.qty_lots;
+            *margin_by_portfolio.entry(key.0).or_default() += position.margin_micros;
+            *gross_by_portfolio.entry(key.0).or_default() += position.cost_basis_micros.abs();
+        }
+        assert!(
+            expected.is_empty(),
+            "open orders without a position entry: {expected:?}"
+        );
+        for (symbol_id, net) in net_by_symbol {
+            assert_eq!(net, 0, "positions in symbol {symbol_id} do not net to zero");
+        }
+        if self.ledger.is_exclusive() {
+            self.ledger.for_each_account(&mut |portfolio_id, account| {
+                let (reserved, open) = reserved_by_portfolio
+                    .get(&portfolio_id)
+                    .copied()
+                    .unwrap_or_default();
+                assert_eq!(
+                    account.reserved_micros, reserved,
+                    "portfolio {portfolio_id} reserved cash"
+                );
+                assert_eq!(
+                    account.open_orders, open,
+                    "portfolio {portfolio_id} open orders"
+                );
+                assert_eq!(
+                    account.margin_micros,
+                    margin_by_portfolio.get(&portfolio_id).copied().unwrap_or(0)
+                );
+                assert_eq!(
+                    account.gross_exposure_micros,
+                    gross_by_portfolio.get(&portfolio_id).copied().unwrap_or(0),
+                    "portfolio {portfolio_id} gross exposure"
+                );
+                assert!(
+                    account.available_micros() >= 0,
+                    "portfolio {portfolio_id} available cash is negative"
+                );
+            });
+        }
+    }
+}
+
+/// The cash an order must hold: a buy, the cost of its open quantity at its limit price rounded up
+/// plus the larger of the two fees on that; a sell, the initial margin on the part of its open
+/// quantity that its reserved long lots do not cover. Monotonic in the open quantity, and the drop
+/// for any `q` lots is at least what a fill of `q` lots debits (trades round down, this rounds up).
+pub fn required_cash(
+    instrument: &Instrument,
+    side: Side,
+    price_ticks: i64,
+    open_lots: i64,
+    reserved_lots: i64,
+) -> i64 {
+    match side {
+        Side::Buy => {
+            let notional = instrument
+                .notional_ceil_micros(price_ticks, open_lots)
+                .expect("checked at acceptance");
+            let fee_bps = instrument.maker_fee_bps.max(instrument.taker_fee_bps);
+            notional + ceil_bps(notional, fee_bps)
+        }
+        Side::Sell => {
+            let short_lots = open_lots - reserved_lots;
+            debug_assert!(short_lots >= 0);
+            let notional = instrument
+                .notional_ceil_micros(price_ticks, short_lots)
+                .expect("checked at acceptance");
+            ceil_bps(notional, instrument.initial_margin_bps)
+        }
+    }
+}
+
+/// Long lots a sell holds after a replace to `qty_lots`: what it held plus what is free, capped.
+fn replaced_reserved_lots(order: &Order, position: &Position, qty_lots: i64) -> i64 {
+    match order.side {
+        Side::Buy => 0,
+        Side::Sell => qty_lots.min(order.reserved_lots + position.free_long_lots()),
+    }
+}
+
+/// A fee of `bps` on `notional`, rounded down to the micro.
+pub fn fee_micros(notional_micros: i64, bps: i64) -> i64 {
+    let fee = i128::from(notional_micros) * i128::from(bps) / i128::from(BASIS_POINTS_PER_UNIT);
+    i64::try_from(fee).expect("a fee is smaller than its notional")
+}
+
+fn ceil_bps(value: i64, bps: i64) -> i64 {
+    let product = i128::from(value) * i128::from(bps);
+    let divisor = i128::from(BASIS_POINTS_PER_UNIT);
+    i64::try_from((product + divisor - 1) / divisor).expect("a share of an i64 fits")
+}
+
+fn mul_div(value: i64, numerator: i64, denominator: i64) -> i64 {
+    i64::try_from(i128::from(value) * i128::from(numerator) / i128::from(denominator))
+        .expect("a part fits")
+}
