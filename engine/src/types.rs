@@ -87,6 +87,9 @@ pub enum SelfTradePolicy {
     CancelIncoming,
     /// Cancel both.
     CancelBoth,
+    /// Let the orders trade with each other, as venues without self-trade prevention do. For
+    /// benchmarks and for replaying command streams recorded elsewhere.
+    Allow,
 }
 
 /// Whether a fill's side added liquidity to the book or took it.
