@@ -733,7 +733,9 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 break;
             }
             let maker = *self.orders.get(maker_handle);
-            if maker.portfolio_id == taker.portfolio_id && taker.self_trade_policy != SelfTradePolicy::Allow {
+            if maker.portfolio_id == taker.portfolio_id
+                && taker.self_trade_policy != SelfTradePolicy::Allow
+            {
                 match taker.self_trade_policy {
                     SelfTradePolicy::CancelIncoming => {
                         return self.cancel(out, handle, CancelReason::SelfTrade)
@@ -742,7 +744,9 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                         self.cancel(out, maker_handle, CancelReason::SelfTrade);
                         return self.cancel(out, handle, CancelReason::SelfTrade);
                     }
-                    SelfTradePolicy::CancelResting | SelfTradePolicy::Default | SelfTradePolicy::Allow => {
+                    SelfTradePolicy::CancelResting
+                    | SelfTradePolicy::Default
+                    | SelfTradePolicy::Allow => {
                         self.cancel(out, maker_handle, CancelReason::SelfTrade);
                         continue;
                     }

@@ -141,12 +141,11 @@ pub enum RejectReason {
     BookFull = 24,
     InsufficientCash = 25,
     InvalidAmount = 26,
-    NoReferencePrice = 27,
-    ReplaceNoChange = 28,
+    ReplaceNoChange = 27,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 28] = [
+    pub const ALL: [RejectReason; 27] = [
         RejectReason::UnknownPortfolio,
         RejectReason::PortfolioExists,
         RejectReason::UnknownSymbol,
@@ -173,7 +172,6 @@ impl RejectReason {
         RejectReason::BookFull,
         RejectReason::InsufficientCash,
         RejectReason::InvalidAmount,
-        RejectReason::NoReferencePrice,
         RejectReason::ReplaceNoChange,
     ];
 

@@ -1,0 +1,10 @@
+//! simex's integration tests, one binary (`cargo test -p simex-tests`).
+//!
+//! - `scenarios`: each order type, time in force, replace rule, self-trade policy and rejection
+//!   reason, with exact expected fills and cash.
+//! - `differential`: the fast book against the reference book on random streams.
+//! - `properties`: invariants over random streams (proptest).
+
+mod differential;
+mod properties;
+mod scenarios;
