@@ -43,10 +43,7 @@ impl<B: OrderBook> Harness<B> {
     }
 
     pub fn symbol(&self, name: &str) -> SymbolId {
-        self.instruments
-            .by_symbol(name)
-            .unwrap_or_else(|| panic!("no instrument {name}"))
-            .symbol_id
+        self.instruments.by_symbol(name).unwrap_or_else(|| panic!("no instrument {name}")).symbol_id
     }
 
     /// Applies a command one microsecond after the previous one; returns its events.
@@ -65,17 +62,8 @@ impl<B: OrderBook> Harness<B> {
     }
 
     pub fn portfolio(&mut self, portfolio_id: PortfolioId, dollars: i64) {
-        let events = self.run(CommandBody::CreatePortfolio {
-            portfolio_id,
-            cash_micros: dollars * DOLLAR,
-        });
-        assert!(matches!(
-            events[..],
-            [Event {
-                body: EventBody::PortfolioCreated { .. },
-                ..
-            }]
-        ));
+        let events = self.run(CommandBody::CreatePortfolio { portfolio_id, cash_micros: dollars * DOLLAR });
+        assert!(matches!(events[..], [Event { body: EventBody::PortfolioCreated { .. }, .. }]));
     }
 
     pub fn order(&mut self, order: NewOrder) -> Vec<Event> {
@@ -97,20 +85,11 @@ impl<B: OrderBook> Harness<B> {
         qty_lots: i64,
     ) -> OrderId {
         let symbol_id = self.symbol(symbol);
-        self.place(NewOrder::limit(
-            portfolio_id,
-            symbol_id,
-            side,
-            price_ticks,
-            qty_lots,
-        ))
+        self.place(NewOrder::limit(portfolio_id, symbol_id, side, price_ticks, qty_lots))
     }
 
     pub fn cancel(&mut self, portfolio_id: PortfolioId, order_id: OrderId) -> Vec<Event> {
-        self.run(CommandBody::Cancel {
-            portfolio_id,
-            order_id,
-        })
+        self.run(CommandBody::Cancel { portfolio_id, order_id })
     }
 
     pub fn account(&self, portfolio_id: PortfolioId) -> Account {
@@ -123,38 +102,23 @@ impl<B: OrderBook> Harness<B> {
 
     /// (price, qty) of the levels of one side, best first.
     pub fn levels(&self, symbol: &str, side: Side) -> Vec<(i64, i64)> {
-        self.engine
-            .levels(self.symbol(symbol), side, usize::MAX)
-            .iter()
-            .map(|l| (l.price_ticks, l.qty_lots))
-            .collect()
+        self.engine.levels(self.symbol(symbol), side, usize::MAX).iter().map(|l| (l.price_ticks, l.qty_lots)).collect()
     }
 
     /// Order ids of one side in priority order.
     pub fn queue(&self, symbol: &str, side: Side) -> Vec<OrderId> {
-        self.engine
-            .book_orders(self.symbol(symbol), side)
-            .iter()
-            .map(|o| o.order_id)
-            .collect()
+        self.engine.book_orders(self.symbol(symbol), side).iter().map(|o| o.order_id).collect()
     }
 
     /// Rebuilds a fresh engine from the events alone and compares state hashes.
     pub fn assert_replay(&self) {
-        let mut replayed: Engine<B, LocalLedger> = Engine::with_ledger(
-            self.config.clone(),
-            self.instruments.clone(),
-            LocalLedger::new(),
-        );
+        let mut replayed: Engine<B, LocalLedger> =
+            Engine::with_ledger(self.config.clone(), self.instruments.clone(), LocalLedger::new());
         for event in &self.events {
             replayed.replay(event);
         }
         replayed.check_invariants();
-        assert_eq!(
-            replayed.state_hash(),
-            self.engine.state_hash(),
-            "replayed state differs from live state"
-        );
+        assert_eq!(replayed.state_hash(), self.engine.state_hash(), "replayed state differs from live state");
     }
 }
 
@@ -185,10 +149,7 @@ pub fn fills(events: &[Event]) -> Vec<Fill> {
 
 /// (price, qty) of every fill.
 pub fn fill_prices(events: &[Event]) -> Vec<(i64, i64)> {
-    fills(events)
-        .iter()
-        .map(|f| (f.price_ticks, f.qty_lots))
-        .collect()
+    fills(events).iter().map(|f| (f.price_ticks, f.qty_lots)).collect()
 }
 
 pub fn rejection(events: &[Event]) -> Option<RejectReason> {
@@ -203,9 +164,7 @@ pub fn cancels(events: &[Event]) -> Vec<(OrderId, CancelReason)> {
     events
         .iter()
         .filter_map(|e| match e.body {
-            EventBody::OrderCancelled {
-                order_id, reason, ..
-            } => Some((order_id, reason)),
+            EventBody::OrderCancelled { order_id, reason, .. } => Some((order_id, reason)),
             _ => None,
         })
         .collect()

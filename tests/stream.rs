@@ -45,25 +45,16 @@ impl StreamGenerator {
                 qty_min_lots: instrument.qty_min_lots,
             }
         };
-        let symbols = vec![
-            model("AAPL", 15_000, 10),
-            model("BTC-USD", 6_000_000, 100_000),
-            model("EUR-USD", 108_000, 10_000),
-        ];
+        let symbols =
+            vec![model("AAPL", 15_000, 10), model("BTC-USD", 6_000_000, 100_000), model("EUR-USD", 108_000, 10_000)];
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut setup = Vec::new();
         for portfolio_id in 0..PORTFOLIOS {
             let cash_micros = rng.gen_range(20_000..200_000) * 1_000_000;
-            setup.push(CommandBody::CreatePortfolio {
-                portfolio_id,
-                cash_micros,
-            });
+            setup.push(CommandBody::CreatePortfolio { portfolio_id, cash_micros });
         }
         for symbol in &symbols {
-            setup.push(CommandBody::SetReferencePrice {
-                symbol_id: symbol.symbol_id,
-                price_ticks: symbol.mid_ticks,
-            });
+            setup.push(CommandBody::SetReferencePrice { symbol_id: symbol.symbol_id, price_ticks: symbol.mid_ticks });
         }
         setup.reverse();
         StreamGenerator {
@@ -82,18 +73,12 @@ impl StreamGenerator {
             match event.body {
                 EventBody::OrderAccepted(a) => {
                     self.known_orders.push((a.portfolio_id, a.order_id));
-                    self.open_orders
-                        .insert(a.order_id, (a.portfolio_id, a.price_ticks, a.qty_lots));
+                    self.open_orders.insert(a.order_id, (a.portfolio_id, a.price_ticks, a.qty_lots));
                 }
                 EventBody::OrderCancelled { order_id, .. } => {
                     self.open_orders.remove(&order_id);
                 }
-                EventBody::OrderReplaced {
-                    order_id,
-                    price_ticks,
-                    qty_lots,
-                    ..
-                } => {
+                EventBody::OrderReplaced { order_id, price_ticks, qty_lots, .. } => {
                     if let Some(entry) = self.open_orders.get_mut(&order_id) {
                         entry.1 = price_ticks;
                         entry.2 = qty_lots;
@@ -128,10 +113,7 @@ impl StreamGenerator {
         } else {
             self.rng.gen_range(0..2_000_000)
         };
-        Command {
-            timestamp_ns: self.now_ns,
-            body,
-        }
+        Command { timestamp_ns: self.now_ns, body }
     }
 
     fn next_body(&mut self) -> CommandBody {
@@ -142,15 +124,8 @@ impl StreamGenerator {
             620..=719 => {
                 let (owner, order_id) = self.known_order();
                 // Mostly the owner; sometimes another portfolio, which must not learn the order exists.
-                let portfolio_id = if self.rng.gen_ratio(9, 10) {
-                    owner
-                } else {
-                    portfolio_id
-                };
-                CommandBody::Cancel {
-                    portfolio_id,
-                    order_id,
-                }
+                let portfolio_id = if self.rng.gen_ratio(9, 10) { owner } else { portfolio_id };
+                CommandBody::Cancel { portfolio_id, order_id }
             }
             720..=869 => {
                 let (owner, order_id) = self.known_order();
@@ -166,55 +141,30 @@ impl StreamGenerator {
                     },
                     None => (self.price(symbol), self.qty(symbol)),
                 };
-                CommandBody::Replace {
-                    portfolio_id: owner,
-                    order_id,
-                    price_ticks,
-                    qty_lots,
-                }
+                CommandBody::Replace { portfolio_id: owner, order_id, price_ticks, qty_lots }
             }
             870..=872 => {
-                let symbol_id = if self.rng.gen() {
-                    Some(self.symbols[self.rng.gen_range(0..3)].symbol_id)
-                } else {
-                    None
-                };
-                CommandBody::MassCancel {
-                    portfolio_id,
-                    symbol_id,
-                }
+                let symbol_id =
+                    if self.rng.gen() { Some(self.symbols[self.rng.gen_range(0..3)].symbol_id) } else { None };
+                CommandBody::MassCancel { portfolio_id, symbol_id }
             }
             873..=949 => {
                 let index = self.rng.gen_range(0..self.symbols.len());
                 let symbol = &mut self.symbols[index];
                 // A drift of up to about 1%, sometimes a jump of 15% that leaves orders outside the band.
                 let step = symbol.mid_ticks / 100;
-                let jump = if self.rng.gen_ratio(1, 20) {
-                    symbol.mid_ticks * 15 / 100
-                } else {
-                    0
-                };
-                let delta =
-                    self.rng.gen_range(-step..=step) + if self.rng.gen() { jump } else { -jump };
+                let jump = if self.rng.gen_ratio(1, 20) { symbol.mid_ticks * 15 / 100 } else { 0 };
+                let delta = self.rng.gen_range(-step..=step) + if self.rng.gen() { jump } else { -jump };
                 symbol.mid_ticks = (symbol.mid_ticks + delta).max(100);
-                CommandBody::SetReferencePrice {
-                    symbol_id: symbol.symbol_id,
-                    price_ticks: symbol.mid_ticks,
-                }
+                CommandBody::SetReferencePrice { symbol_id: symbol.symbol_id, price_ticks: symbol.mid_ticks }
             }
             950..=974 => {
                 let delta_micros = self.rng.gen_range(-50_000i64..50_000) * 1_000_000;
-                CommandBody::AdjustCash {
-                    portfolio_id,
-                    delta_micros,
-                }
+                CommandBody::AdjustCash { portfolio_id, delta_micros }
             }
             975..=984 => {
                 let symbol_id = self.symbols[self.rng.gen_range(0..3)].symbol_id;
-                CommandBody::SetHalted {
-                    symbol_id,
-                    halted: self.rng.gen_ratio(1, 8),
-                }
+                CommandBody::SetHalted { symbol_id, halted: self.rng.gen_ratio(1, 8) }
             }
             985..=992 => {
                 let limits = RiskLimits {
@@ -223,15 +173,11 @@ impl StreamGenerator {
                     open_orders_max: self.rng.gen_range(1..40),
                     daily_loss_max_micros: self.rng.gen_range(1..5_000) * 1_000_000,
                 };
-                CommandBody::SetRiskLimits {
-                    portfolio_id,
-                    limits,
-                }
+                CommandBody::SetRiskLimits { portfolio_id, limits }
             }
-            993..=995 => CommandBody::CreatePortfolio {
-                portfolio_id: self.rng.gen_range(0..PORTFOLIOS + 2),
-                cash_micros: 1,
-            },
+            993..=995 => {
+                CommandBody::CreatePortfolio { portfolio_id: self.rng.gen_range(0..PORTFOLIOS + 2), cash_micros: 1 }
+            }
             _ => CommandBody::AdvanceTime,
         }
     }
@@ -247,15 +193,11 @@ impl StreamGenerator {
     fn known_order(&mut self) -> (PortfolioId, OrderId) {
         if !self.open_orders.is_empty() && self.rng.gen_ratio(4, 5) {
             let index = self.rng.gen_range(0..self.open_orders.len());
-            let (&order_id, &(portfolio_id, _, _)) =
-                self.open_orders.iter().nth(index).expect("index in range");
+            let (&order_id, &(portfolio_id, _, _)) = self.open_orders.iter().nth(index).expect("index in range");
             return (portfolio_id, order_id);
         }
         if self.known_orders.is_empty() || self.rng.gen_ratio(1, 20) {
-            return (
-                self.rng.gen_range(0..PORTFOLIOS),
-                self.rng.gen_range(0..1_000),
-            );
+            return (self.rng.gen_range(0..PORTFOLIOS), self.rng.gen_range(0..1_000));
         }
         // Favour recent orders: they are the ones most likely still open.
         let len = self.known_orders.len();
@@ -310,21 +252,9 @@ impl StreamGenerator {
 
     fn new_order(&mut self, portfolio_id: PortfolioId) -> NewOrder {
         let symbol = self.rng.gen_range(0..self.symbols.len());
-        let symbol_id = if self.rng.gen_ratio(1, 200) {
-            999
-        } else {
-            self.symbols[symbol].symbol_id
-        };
-        let side = if self.rng.gen() {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
-        let kind = if self.rng.gen_ratio(1, 8) {
-            OrderKind::Market
-        } else {
-            OrderKind::Limit
-        };
+        let symbol_id = if self.rng.gen_ratio(1, 200) { 999 } else { self.symbols[symbol].symbol_id };
+        let side = if self.rng.gen() { Side::Buy } else { Side::Sell };
+        let kind = if self.rng.gen_ratio(1, 8) { OrderKind::Market } else { OrderKind::Limit };
         let time_in_force = match self.rng.gen_range(0..20) {
             0..=9 => TimeInForce::Gtc,
             10..=11 => TimeInForce::Day,
@@ -332,14 +262,10 @@ impl StreamGenerator {
             14..=17 => TimeInForce::Ioc,
             _ => TimeInForce::Fok,
         };
-        let expire_at_ns = self.now_ns
-            + self
-                .rng
-                .gen_range(-1_000_000i64..3 * 3_600 * NANOS_PER_SECOND);
+        let expire_at_ns = self.now_ns + self.rng.gen_range(-1_000_000i64..3 * 3_600 * NANOS_PER_SECOND);
         let client_order_id = match self.rng.gen_range(0..4) {
             0 => ClientOrderId::NONE,
-            _ => ClientOrderId::from_text(&format!("c{}", self.rng.gen_range(0..30)))
-                .expect("short ascii id"),
+            _ => ClientOrderId::from_text(&format!("c{}", self.rng.gen_range(0..30))).expect("short ascii id"),
         };
         let self_trade_policy = match self.rng.gen_range(0..8) {
             0 => SelfTradePolicy::CancelIncoming,

@@ -4,9 +4,7 @@
 //! with a rejection event, never a panic. Only `timestamp_ns` going backwards is a caller bug.
 
 use crate::risk::RiskLimits;
-use crate::types::{
-    ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce,
-};
+use crate::types::{ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,12 +107,7 @@ impl NewOrder {
     }
 
     /// An immediate market order.
-    pub fn market(
-        portfolio_id: PortfolioId,
-        symbol_id: SymbolId,
-        side: Side,
-        qty_lots: i64,
-    ) -> NewOrder {
+    pub fn market(portfolio_id: PortfolioId, symbol_id: SymbolId, side: Side, qty_lots: i64) -> NewOrder {
         NewOrder {
             kind: OrderKind::Market,
             price_ticks: 0,
@@ -124,9 +117,6 @@ impl NewOrder {
     }
 
     pub fn with_tif(self, time_in_force: TimeInForce) -> NewOrder {
-        NewOrder {
-            time_in_force,
-            ..self
-        }
+        NewOrder { time_in_force, ..self }
     }
 }

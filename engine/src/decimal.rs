@@ -68,22 +68,14 @@ impl Decimal {
             // Cannot overflow: at most DIGITS_MAX (36) digits fit in an i128.
             mantissa = mantissa * 10 + i128::from(b - b'0');
         }
-        Ok(Decimal {
-            mantissa: if negative { -mantissa } else { mantissa },
-            scale: frac_part.len() as u32,
-        })
+        Ok(Decimal { mantissa: if negative { -mantissa } else { mantissa }, scale: frac_part.len() as u32 })
     }
 
     /// The number of `step`s in this value, if it is a whole number of them and fits in `i64`.
     pub fn to_steps(self, step: Step) -> Result<i64, DecimalError> {
         // value / step = (m * 10^-s) / (sm * 10^-ss) = m * 10^ss / (sm * 10^s)
-        let numerator = self
-            .mantissa
-            .checked_mul(pow10(step.scale)?)
-            .ok_or(DecimalError::Overflow)?;
-        let denominator = i128::from(step.mantissa)
-            .checked_mul(pow10(self.scale)?)
-            .ok_or(DecimalError::Overflow)?;
+        let numerator = self.mantissa.checked_mul(pow10(step.scale)?).ok_or(DecimalError::Overflow)?;
+        let denominator = i128::from(step.mantissa).checked_mul(pow10(self.scale)?).ok_or(DecimalError::Overflow)?;
         assert!(denominator > 0, "a step is strictly positive");
         if numerator % denominator != 0 {
             return Err(DecimalError::NotOnGrid);
@@ -132,13 +124,7 @@ pub fn format_scaled(f: &mut dyn fmt::Write, value: i128, scale: u32) -> fmt::Re
         return write!(f, "{sign}{magnitude}");
     }
     let divisor = 10u128.pow(scale);
-    write!(
-        f,
-        "{sign}{}.{:0width$}",
-        magnitude / divisor,
-        magnitude % divisor,
-        width = scale as usize
-    )
+    write!(f, "{sign}{}.{:0width$}", magnitude / divisor, magnitude % divisor, width = scale as usize)
 }
 
 /// Money in micro-units rendered as decimal text with six fractional digits.
@@ -162,60 +148,26 @@ mod tests {
 
     #[test]
     fn exact_prices_convert_to_ticks() {
-        assert_eq!(
-            Decimal::parse("150.25").unwrap().to_steps(step("0.01")),
-            Ok(15025)
-        );
-        assert_eq!(
-            Decimal::parse("150").unwrap().to_steps(step("0.01")),
-            Ok(15000)
-        );
-        assert_eq!(
-            Decimal::parse("1.08345").unwrap().to_steps(step("0.00001")),
-            Ok(108345)
-        );
-        assert_eq!(
-            Decimal::parse("0.00000001")
-                .unwrap()
-                .to_steps(step("0.00000001")),
-            Ok(1)
-        );
-        assert_eq!(
-            Decimal::parse("-2.50").unwrap().to_steps(step("0.05")),
-            Ok(-50)
-        );
+        assert_eq!(Decimal::parse("150.25").unwrap().to_steps(step("0.01")), Ok(15025));
+        assert_eq!(Decimal::parse("150").unwrap().to_steps(step("0.01")), Ok(15000));
+        assert_eq!(Decimal::parse("1.08345").unwrap().to_steps(step("0.00001")), Ok(108345));
+        assert_eq!(Decimal::parse("0.00000001").unwrap().to_steps(step("0.00000001")), Ok(1));
+        assert_eq!(Decimal::parse("-2.50").unwrap().to_steps(step("0.05")), Ok(-50));
     }
 
     #[test]
     fn off_grid_values_are_rejected_not_rounded() {
-        assert_eq!(
-            Decimal::parse("150.255").unwrap().to_steps(step("0.01")),
-            Err(DecimalError::NotOnGrid)
-        );
-        assert_eq!(
-            Decimal::parse("2.51").unwrap().to_steps(step("0.05")),
-            Err(DecimalError::NotOnGrid)
-        );
+        assert_eq!(Decimal::parse("150.255").unwrap().to_steps(step("0.01")), Err(DecimalError::NotOnGrid));
+        assert_eq!(Decimal::parse("2.51").unwrap().to_steps(step("0.05")), Err(DecimalError::NotOnGrid));
     }
 
     #[test]
     fn malformed_text_is_rejected() {
-        for text in [
-            "", "-", ".", "1.", ".5", "1e5", "1,5", " 1", "1 ", "0x10", "1.2.3", "--1", "NaN",
-        ] {
-            assert_eq!(
-                Decimal::parse(text),
-                Err(DecimalError::Malformed),
-                "{text:?}"
-            );
+        for text in ["", "-", ".", "1.", ".5", "1e5", "1,5", " 1", "1 ", "0x10", "1.2.3", "--1", "NaN"] {
+            assert_eq!(Decimal::parse(text), Err(DecimalError::Malformed), "{text:?}");
         }
         assert_eq!(Decimal::parse(&"9".repeat(40)), Err(DecimalError::TooLong));
-        assert_eq!(
-            Decimal::parse("99999999999999999999")
-                .unwrap()
-                .to_steps(step("1")),
-            Err(DecimalError::Overflow)
-        );
+        assert_eq!(Decimal::parse("99999999999999999999").unwrap().to_steps(step("1")), Err(DecimalError::Overflow));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::book::{FastBook, LevelView, OrderBook};
 use crate::command::{Command, CommandBody, NewOrder};
 use crate::event::{AcceptedOrder, CancelReason, Event, EventBody, Fill, RejectReason};
 use crate::instrument::{Instrument, InstrumentTable};
-use crate::ledger::{Account, Ledger, LocalLedger};
+use crate::ledger::{Account, Ledger, LocalLedger, CASH_MICROS_MAX};
 use crate::order::{Handle, Order, OrderStore, NIL};
 use crate::position::Position;
 use crate::risk::RiskLimits;
@@ -126,13 +126,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             }
         }
         let books = (0..instruments.len())
-            .map(|i| {
-                if symbols[i].owned {
-                    B::with_capacity(orders_max)
-                } else {
-                    B::with_capacity(0)
-                }
-            })
+            .map(|i| if symbols[i].owned { B::with_capacity(orders_max) } else { B::with_capacity(0) })
             .collect();
         let mut positions = FxHashMap::default();
         positions.reserve(4096);
@@ -178,10 +172,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     }
 
     pub fn position(&self, portfolio_id: PortfolioId, symbol_id: SymbolId) -> Position {
-        self.positions
-            .get(&(portfolio_id, symbol_id))
-            .copied()
-            .unwrap_or_default()
+        self.positions.get(&(portfolio_id, symbol_id)).copied().unwrap_or_default()
     }
 
     /// Every (portfolio, symbol) with a position or open orders, sorted.
@@ -222,10 +213,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     }
 
     pub fn best_price(&self, symbol_id: SymbolId, side: Side) -> Option<i64> {
-        self.books
-            .get(usize::from(symbol_id))?
-            .best(side)
-            .map(|(price, _)| price)
+        self.books.get(usize::from(symbol_id))?.best(side).map(|(price, _)| price)
     }
 
     pub fn reference_price(&self, symbol_id: SymbolId) -> Option<i64> {
@@ -253,109 +241,46 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         self.now_ns = command.timestamp_ns;
         self.expire_due(out);
         match command.body {
-            CommandBody::CreatePortfolio {
-                portfolio_id,
-                cash_micros,
-            } => self.decide_create_portfolio(portfolio_id, cash_micros, out),
-            CommandBody::AdjustCash {
-                portfolio_id,
-                delta_micros,
-            } => self.decide_adjust_cash(portfolio_id, delta_micros, out),
-            CommandBody::SetRiskLimits {
-                portfolio_id,
-                limits,
-            } => {
+            CommandBody::CreatePortfolio { portfolio_id, cash_micros } => {
+                self.decide_create_portfolio(portfolio_id, cash_micros, out)
+            }
+            CommandBody::AdjustCash { portfolio_id, delta_micros } => {
+                self.decide_adjust_cash(portfolio_id, delta_micros, out)
+            }
+            CommandBody::SetRiskLimits { portfolio_id, limits } => {
                 if self.ledger.account(portfolio_id).is_none() {
-                    self.reject(
-                        out,
-                        portfolio_id,
-                        0,
-                        ClientOrderId::NONE,
-                        RejectReason::UnknownPortfolio,
-                    )
+                    self.reject(out, portfolio_id, 0, ClientOrderId::NONE, RejectReason::UnknownPortfolio)
                 } else if !limits.is_valid() {
-                    self.reject(
-                        out,
-                        portfolio_id,
-                        0,
-                        ClientOrderId::NONE,
-                        RejectReason::InvalidAmount,
-                    )
+                    self.reject(out, portfolio_id, 0, ClientOrderId::NONE, RejectReason::InvalidAmount)
                 } else {
-                    self.emit(
-                        out,
-                        EventBody::RiskLimitsSet {
-                            portfolio_id,
-                            limits,
-                        },
-                    )
+                    self.emit(out, EventBody::RiskLimitsSet { portfolio_id, limits })
                 }
             }
             CommandBody::NewOrder(order) => self.decide_new_order(&order, out),
-            CommandBody::Cancel {
-                portfolio_id,
-                order_id,
-            } => match self.owned_order(portfolio_id, order_id) {
+            CommandBody::Cancel { portfolio_id, order_id } => match self.owned_order(portfolio_id, order_id) {
                 Some(handle) => self.cancel(out, handle, CancelReason::User),
-                None => self.reject(
-                    out,
-                    portfolio_id,
-                    order_id,
-                    ClientOrderId::NONE,
-                    RejectReason::UnknownOrder,
-                ),
+                None => self.reject(out, portfolio_id, order_id, ClientOrderId::NONE, RejectReason::UnknownOrder),
             },
-            CommandBody::Replace {
-                portfolio_id,
-                order_id,
-                price_ticks,
-                qty_lots,
-            } => self.decide_replace(portfolio_id, order_id, price_ticks, qty_lots, out),
-            CommandBody::MassCancel {
-                portfolio_id,
-                symbol_id,
-            } => self.decide_mass_cancel(portfolio_id, symbol_id, out),
-            CommandBody::SetReferencePrice {
-                symbol_id,
-                price_ticks,
-            } => {
+            CommandBody::Replace { portfolio_id, order_id, price_ticks, qty_lots } => {
+                self.decide_replace(portfolio_id, order_id, price_ticks, qty_lots, out)
+            }
+            CommandBody::MassCancel { portfolio_id, symbol_id } => {
+                self.decide_mass_cancel(portfolio_id, symbol_id, out)
+            }
+            CommandBody::SetReferencePrice { symbol_id, price_ticks } => {
                 if !self.owns(symbol_id) {
-                    self.reject(
-                        out,
-                        NO_PORTFOLIO,
-                        0,
-                        ClientOrderId::NONE,
-                        RejectReason::UnknownSymbol,
-                    )
+                    self.reject(out, NO_PORTFOLIO, 0, ClientOrderId::NONE, RejectReason::UnknownSymbol)
                 } else if price_ticks <= 0 {
-                    self.reject(
-                        out,
-                        NO_PORTFOLIO,
-                        0,
-                        ClientOrderId::NONE,
-                        RejectReason::PriceNotPositive,
-                    )
+                    self.reject(out, NO_PORTFOLIO, 0, ClientOrderId::NONE, RejectReason::PriceNotPositive)
                 } else {
-                    self.emit(
-                        out,
-                        EventBody::ReferencePriceSet {
-                            symbol_id,
-                            price_ticks,
-                        },
-                    )
+                    self.emit(out, EventBody::ReferencePriceSet { symbol_id, price_ticks })
                 }
             }
             CommandBody::SetHalted { symbol_id, halted } => {
                 if self.owns(symbol_id) {
                     self.emit(out, EventBody::HaltedSet { symbol_id, halted })
                 } else {
-                    self.reject(
-                        out,
-                        NO_PORTFOLIO,
-                        0,
-                        ClientOrderId::NONE,
-                        RejectReason::UnknownSymbol,
-                    )
+                    self.reject(out, NO_PORTFOLIO, 0, ClientOrderId::NONE, RejectReason::UnknownSymbol)
                 }
             }
             CommandBody::AdvanceTime => {}
@@ -364,15 +289,11 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     }
 
     fn owns(&self, symbol_id: SymbolId) -> bool {
-        self.symbols
-            .get(usize::from(symbol_id))
-            .is_some_and(|s| s.owned)
+        self.symbols.get(usize::from(symbol_id)).is_some_and(|s| s.owned)
     }
 
     fn instrument(&self, symbol_id: SymbolId) -> &Instrument {
-        self.instruments
-            .get(symbol_id)
-            .expect("symbol id checked before use")
+        self.instruments.get(symbol_id).expect("symbol id checked before use")
     }
 
     fn owned_order(&self, portfolio_id: PortfolioId, order_id: OrderId) -> Option<Handle> {
@@ -382,11 +303,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     }
 
     fn emit(&mut self, out: &mut Vec<Event>, body: EventBody) {
-        let event = Event {
-            seq: self.last_seq + 1,
-            timestamp_ns: self.now_ns,
-            body,
-        };
+        let event = Event { seq: self.last_seq + 1, timestamp_ns: self.now_ns, body };
         self.evolve(&event, Mode::Live);
         out.push(event);
     }
@@ -399,15 +316,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         client_order_id: ClientOrderId,
         reason: RejectReason,
     ) {
-        self.emit(
-            out,
-            EventBody::Rejected {
-                portfolio_id,
-                order_id,
-                client_order_id,
-                reason,
-            },
-        );
+        self.emit(out, EventBody::Rejected { portfolio_id, order_id, client_order_id, reason });
     }
 
     fn cancel(&mut self, out: &mut Vec<Event>, handle: Handle, reason: CancelReason) {
@@ -442,98 +351,42 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         if self.expiries.len() > 2 * self.orders.len() + 1024 {
             let orders = &self.orders;
             self.expiries.retain(|Reverse((expire_at_ns, order_id))| {
-                orders
-                    .find(*order_id)
-                    .is_some_and(|h| orders.get(h).expire_at_ns == *expire_at_ns)
+                orders.find(*order_id).is_some_and(|h| orders.get(h).expire_at_ns == *expire_at_ns)
             });
         }
     }
 
-    fn decide_create_portfolio(
-        &mut self,
-        portfolio_id: PortfolioId,
-        cash_micros: i64,
-        out: &mut Vec<Event>,
-    ) {
-        if cash_micros < 0
+    fn decide_create_portfolio(&mut self, portfolio_id: PortfolioId, cash_micros: i64, out: &mut Vec<Event>) {
+        if !(0..=CASH_MICROS_MAX).contains(&cash_micros)
             || portfolio_id == NO_PORTFOLIO
             || portfolio_id as usize >= crate::ledger::PORTFOLIOS_MAX
         {
-            return self.reject(
-                out,
-                portfolio_id,
-                0,
-                ClientOrderId::NONE,
-                RejectReason::InvalidAmount,
-            );
+            return self.reject(out, portfolio_id, 0, ClientOrderId::NONE, RejectReason::InvalidAmount);
         }
         if self.ledger.account(portfolio_id).is_some() {
-            return self.reject(
-                out,
-                portfolio_id,
-                0,
-                ClientOrderId::NONE,
-                RejectReason::PortfolioExists,
-            );
+            return self.reject(out, portfolio_id, 0, ClientOrderId::NONE, RejectReason::PortfolioExists);
         }
-        self.emit(
-            out,
-            EventBody::PortfolioCreated {
-                portfolio_id,
-                cash_micros,
-            },
-        );
+        self.emit(out, EventBody::PortfolioCreated { portfolio_id, cash_micros });
     }
 
-    fn decide_adjust_cash(
-        &mut self,
-        portfolio_id: PortfolioId,
-        delta_micros: i64,
-        out: &mut Vec<Event>,
-    ) {
+    fn decide_adjust_cash(&mut self, portfolio_id: PortfolioId, delta_micros: i64, out: &mut Vec<Event>) {
         if self.ledger.account(portfolio_id).is_none() {
-            return self.reject(
-                out,
-                portfolio_id,
-                0,
-                ClientOrderId::NONE,
-                RejectReason::UnknownPortfolio,
-            );
+            return self.reject(out, portfolio_id, 0, ClientOrderId::NONE, RejectReason::UnknownPortfolio);
         }
-        if delta_micros == 0 {
-            return self.reject(
-                out,
-                portfolio_id,
-                0,
-                ClientOrderId::NONE,
-                RejectReason::InvalidAmount,
-            );
+        let cash_micros = self.ledger.account(portfolio_id).map_or(0, |a| a.cash_micros);
+        if delta_micros == 0 || cash_micros.saturating_add(delta_micros) > CASH_MICROS_MAX {
+            return self.reject(out, portfolio_id, 0, ClientOrderId::NONE, RejectReason::InvalidAmount);
         }
         if !self.ledger.try_adjust_cash(portfolio_id, delta_micros) {
-            return self.reject(
-                out,
-                portfolio_id,
-                0,
-                ClientOrderId::NONE,
-                RejectReason::InsufficientCash,
-            );
+            return self.reject(out, portfolio_id, 0, ClientOrderId::NONE, RejectReason::InsufficientCash);
         }
-        self.emit(
-            out,
-            EventBody::CashAdjusted {
-                portfolio_id,
-                delta_micros,
-            },
-        );
+        self.emit(out, EventBody::CashAdjusted { portfolio_id, delta_micros });
     }
 
     /// Validates a new order; on success returns what the `OrderAccepted` event will carry, with
     /// the ledger's reservation and open-order count already taken.
     fn check_new_order(&mut self, new: &NewOrder) -> Result<AcceptedOrder, RejectReason> {
-        let account = self
-            .ledger
-            .account(new.portfolio_id)
-            .ok_or(RejectReason::UnknownPortfolio)?;
+        let account = self.ledger.account(new.portfolio_id).ok_or(RejectReason::UnknownPortfolio)?;
         if !self.owns(new.symbol_id) {
             return Err(RejectReason::UnknownSymbol);
         }
@@ -557,15 +410,11 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         let expire_at_ns = match (new.kind, new.time_in_force) {
             (OrderKind::Market, _) => i64::MAX,
             (_, TimeInForce::Day) => instrument.next_session_close_ns(self.now_ns),
-            (_, TimeInForce::Gtd) if new.expire_at_ns <= self.now_ns => {
-                return Err(RejectReason::ExpireTimeInPast)
-            }
+            (_, TimeInForce::Gtd) if new.expire_at_ns <= self.now_ns => return Err(RejectReason::ExpireTimeInPast),
             (_, TimeInForce::Gtd) => new.expire_at_ns,
             _ => i64::MAX,
         };
-        let opposite_best = self.books[usize::from(new.symbol_id)]
-            .best(new.side.opposite())
-            .map(|(p, _)| p);
+        let opposite_best = self.books[usize::from(new.symbol_id)].best(new.side.opposite()).map(|(p, _)| p);
         let reference = self.reference_price(new.symbol_id);
         let price_ticks = match new.kind {
             OrderKind::Limit => {
@@ -577,9 +426,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                         return Err(RejectReason::PriceOutsideBand);
                     }
                 }
-                if new.post_only
-                    && opposite_best.is_some_and(|best| new.side.crosses(new.price_ticks, best))
-                {
+                if new.post_only && opposite_best.is_some_and(|best| new.side.crosses(new.price_ticks, best)) {
                     return Err(RejectReason::PostOnlyWouldTake);
                 }
                 new.price_ticks
@@ -592,40 +439,29 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             },
         };
         if !new.client_order_id.is_none()
-            && self
-                .client_order_ids
-                .contains_key(&(new.portfolio_id, new.client_order_id))
+            && self.client_order_ids.contains_key(&(new.portfolio_id, new.client_order_id))
         {
             return Err(RejectReason::DuplicateClientOrderId);
         }
-        let notional_micros = instrument
-            .notional_ceil_micros(price_ticks, new.qty_lots)
-            .ok_or(RejectReason::QuantityTooLarge)?;
+        let notional_micros =
+            instrument.notional_ceil_micros(price_ticks, new.qty_lots).ok_or(RejectReason::QuantityTooLarge)?;
         if notional_micros > account.limits.order_notional_max_micros {
             return Err(RejectReason::OrderNotionalTooLarge);
         }
         let position = self.position(new.portfolio_id, new.symbol_id);
         let (reserved_lots, reduces_risk) = match new.side {
             Side::Buy => {
-                if position.qty_lots + position.open_buy_lots + new.qty_lots
-                    > instrument.position_max_lots
-                {
+                if position.qty_lots + position.open_buy_lots + new.qty_lots > instrument.position_max_lots {
                     return Err(RejectReason::PositionLimitExceeded);
                 }
-                (
-                    0,
-                    position.qty_lots < 0
-                        && position.open_buy_lots + new.qty_lots <= -position.qty_lots,
-                )
+                (0, position.qty_lots < 0 && position.open_buy_lots + new.qty_lots <= -position.qty_lots)
             }
             Side::Sell => {
                 let reserved_lots = new.qty_lots.min(position.free_long_lots());
                 if reserved_lots < new.qty_lots && !instrument.short_allowed {
                     return Err(RejectReason::ShortNotAllowed);
                 }
-                if position.qty_lots - position.open_sell_lots - new.qty_lots
-                    < -instrument.position_max_lots
-                {
+                if position.qty_lots - position.open_sell_lots - new.qty_lots < -instrument.position_max_lots {
                     return Err(RejectReason::PositionLimitExceeded);
                 }
                 (reserved_lots, reserved_lots == new.qty_lots)
@@ -636,10 +472,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             if account.daily_loss_micros(day) >= account.limits.daily_loss_max_micros {
                 return Err(RejectReason::DailyLossLimitBreached);
             }
-            if account
-                .gross_exposure_micros
-                .saturating_add(notional_micros)
-                > account.limits.gross_exposure_max_micros
+            if account.gross_exposure_micros.saturating_add(notional_micros) > account.limits.gross_exposure_max_micros
             {
                 return Err(RejectReason::GrossExposureExceeded);
             }
@@ -647,34 +480,23 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         if self.orders.is_full() {
             return Err(RejectReason::BookFull);
         }
-        let reserved_cash_micros = required_cash(
-            instrument,
-            new.side,
-            price_ticks,
-            new.qty_lots,
-            reserved_lots,
-        );
+        let reserved_cash_micros = required_cash(instrument, new.side, price_ticks, new.qty_lots, reserved_lots);
         if !self.ledger.try_open_order(new.portfolio_id) {
             return Err(RejectReason::OpenOrdersLimitExceeded);
         }
-        if !self
-            .ledger
-            .try_reserve(new.portfolio_id, reserved_cash_micros)
-        {
+        if !self.ledger.try_reserve(new.portfolio_id, reserved_cash_micros) {
             self.ledger.close_order(new.portfolio_id);
             return Err(RejectReason::InsufficientBuyingPower);
         }
         Ok(AcceptedOrder {
-            order_id: (u64::from(self.config.shard_id) << ORDER_ID_SHARD_SHIFT)
-                | (self.order_counter + 1),
+            order_id: (u64::from(self.config.shard_id) << ORDER_ID_SHARD_SHIFT) | (self.order_counter + 1),
             portfolio_id: new.portfolio_id,
             symbol_id: new.symbol_id,
             side: new.side,
             kind: new.kind,
             price_ticks,
             qty_lots: new.qty_lots,
-            time_in_force: if new.kind == OrderKind::Market && new.time_in_force != TimeInForce::Fok
-            {
+            time_in_force: if new.kind == OrderKind::Market && new.time_in_force != TimeInForce::Fok {
                 TimeInForce::Ioc
             } else {
                 new.time_in_force
@@ -694,16 +516,11 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     fn decide_new_order(&mut self, new: &NewOrder, out: &mut Vec<Event>) {
         let accepted = match self.check_new_order(new) {
             Ok(accepted) => accepted,
-            Err(reason) => {
-                return self.reject(out, new.portfolio_id, 0, new.client_order_id, reason)
-            }
+            Err(reason) => return self.reject(out, new.portfolio_id, 0, new.client_order_id, reason),
         };
         let order_id = accepted.order_id;
         self.emit(out, EventBody::OrderAccepted(accepted));
-        let handle = self
-            .orders
-            .find(order_id)
-            .expect("accepted order is stored");
+        let handle = self.orders.find(order_id).expect("accepted order is stored");
         self.match_incoming(out, handle);
     }
 
@@ -724,29 +541,21 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             if open_lots == 0 {
                 return;
             }
-            let Some((price_ticks, maker_handle)) =
-                self.books[book_index].best(taker.side.opposite())
-            else {
+            let Some((price_ticks, maker_handle)) = self.books[book_index].best(taker.side.opposite()) else {
                 break;
             };
             if !taker.side.crosses(taker.price_ticks, price_ticks) {
                 break;
             }
             let maker = *self.orders.get(maker_handle);
-            if maker.portfolio_id == taker.portfolio_id
-                && taker.self_trade_policy != SelfTradePolicy::Allow
-            {
+            if maker.portfolio_id == taker.portfolio_id && taker.self_trade_policy != SelfTradePolicy::Allow {
                 match taker.self_trade_policy {
-                    SelfTradePolicy::CancelIncoming => {
-                        return self.cancel(out, handle, CancelReason::SelfTrade)
-                    }
+                    SelfTradePolicy::CancelIncoming => return self.cancel(out, handle, CancelReason::SelfTrade),
                     SelfTradePolicy::CancelBoth => {
                         self.cancel(out, maker_handle, CancelReason::SelfTrade);
                         return self.cancel(out, handle, CancelReason::SelfTrade);
                     }
-                    SelfTradePolicy::CancelResting
-                    | SelfTradePolicy::Default
-                    | SelfTradePolicy::Allow => {
+                    SelfTradePolicy::CancelResting | SelfTradePolicy::Default | SelfTradePolicy::Allow => {
                         self.cancel(out, maker_handle, CancelReason::SelfTrade);
                         continue;
                     }
@@ -785,26 +594,21 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     /// Whether a FOK order can fill completely now, counting only what self-trade prevention lets
     /// it trade with.
     fn fok_fillable(&self, taker: &Order) -> bool {
-        let stops_at_self = matches!(
-            taker.self_trade_policy,
-            SelfTradePolicy::CancelIncoming | SelfTradePolicy::CancelBoth
-        );
+        let stops_at_self =
+            matches!(taker.self_trade_policy, SelfTradePolicy::CancelIncoming | SelfTradePolicy::CancelBoth);
         let mut available_lots = 0i64;
         let orders = &self.orders;
-        self.books[usize::from(taker.symbol_id)].scan(
-            taker.side.opposite(),
-            |price_ticks, handle| {
-                if !taker.side.crosses(taker.price_ticks, price_ticks) {
-                    return false;
-                }
-                let resting = orders.get(handle);
-                if resting.portfolio_id == taker.portfolio_id {
-                    return !stops_at_self;
-                }
-                available_lots += resting.open_lots;
-                available_lots < taker.open_lots
-            },
-        );
+        self.books[usize::from(taker.symbol_id)].scan(taker.side.opposite(), |price_ticks, handle| {
+            if !taker.side.crosses(taker.price_ticks, price_ticks) {
+                return false;
+            }
+            let resting = orders.get(handle);
+            if resting.portfolio_id == taker.portfolio_id {
+                return !stops_at_self;
+            }
+            available_lots += resting.open_lots;
+            available_lots < taker.open_lots
+        });
         available_lots >= taker.open_lots
     }
 
@@ -818,14 +622,9 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     ) {
         match self.check_replace(portfolio_id, order_id, price_ticks, qty_lots) {
             Err(reason) => {
-                let client_order_id = self
-                    .order(order_id)
-                    .map_or(ClientOrderId::NONE, |o| o.client_order_id);
-                let client_order_id = if reason == RejectReason::UnknownOrder {
-                    ClientOrderId::NONE
-                } else {
-                    client_order_id
-                };
+                let client_order_id = self.order(order_id).map_or(ClientOrderId::NONE, |o| o.client_order_id);
+                let client_order_id =
+                    if reason == RejectReason::UnknownOrder { ClientOrderId::NONE } else { client_order_id };
                 self.reject(out, portfolio_id, order_id, client_order_id, reason)
             }
             Ok((handle, priority_kept, reserved_cash_micros)) => {
@@ -856,9 +655,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         price_ticks: i64,
         qty_lots: i64,
     ) -> Result<(Handle, bool, i64), RejectReason> {
-        let handle = self
-            .owned_order(portfolio_id, order_id)
-            .ok_or(RejectReason::UnknownOrder)?;
+        let handle = self.owned_order(portfolio_id, order_id).ok_or(RejectReason::UnknownOrder)?;
         let order = *self.orders.get(handle);
         let instrument = self.instrument(order.symbol_id);
         if self.symbols[usize::from(order.symbol_id)].halted {
@@ -885,18 +682,12 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             }
         }
         let opposite_best = self.best_price(order.symbol_id, order.side.opposite());
-        if order.post_only
-            && opposite_best.is_some_and(|best| order.side.crosses(price_ticks, best))
-        {
+        if order.post_only && opposite_best.is_some_and(|best| order.side.crosses(price_ticks, best)) {
             return Err(RejectReason::PostOnlyWouldTake);
         }
-        let account = self
-            .ledger
-            .account(portfolio_id)
-            .expect("an order's portfolio exists");
-        let notional_micros = instrument
-            .notional_ceil_micros(price_ticks, qty_lots)
-            .ok_or(RejectReason::QuantityTooLarge)?;
+        let account = self.ledger.account(portfolio_id).expect("an order's portfolio exists");
+        let notional_micros =
+            instrument.notional_ceil_micros(price_ticks, qty_lots).ok_or(RejectReason::QuantityTooLarge)?;
         if notional_micros > account.limits.order_notional_max_micros {
             return Err(RejectReason::OrderNotionalTooLarge);
         }
@@ -904,16 +695,10 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         let added_lots = qty_lots - order.open_lots;
         let reserved_lots = replaced_reserved_lots(&order, &position, qty_lots);
         match order.side {
-            Side::Buy
-                if position.qty_lots + position.open_buy_lots + added_lots
-                    > instrument.position_max_lots =>
-            {
+            Side::Buy if position.qty_lots + position.open_buy_lots + added_lots > instrument.position_max_lots => {
                 return Err(RejectReason::PositionLimitExceeded)
             }
-            Side::Sell
-                if position.qty_lots - position.open_sell_lots - added_lots
-                    < -instrument.position_max_lots =>
-            {
+            Side::Sell if position.qty_lots - position.open_sell_lots - added_lots < -instrument.position_max_lots => {
                 return Err(RejectReason::PositionLimitExceeded)
             }
             Side::Sell if reserved_lots < qty_lots && !instrument.short_allowed => {
@@ -930,35 +715,14 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         Ok((handle, priority_kept, additional))
     }
 
-    fn decide_mass_cancel(
-        &mut self,
-        portfolio_id: PortfolioId,
-        symbol_id: Option<SymbolId>,
-        out: &mut Vec<Event>,
-    ) {
+    fn decide_mass_cancel(&mut self, portfolio_id: PortfolioId, symbol_id: Option<SymbolId>, out: &mut Vec<Event>) {
         if self.ledger.account(portfolio_id).is_none() {
-            return self.reject(
-                out,
-                portfolio_id,
-                0,
-                ClientOrderId::NONE,
-                RejectReason::UnknownPortfolio,
-            );
+            return self.reject(out, portfolio_id, 0, ClientOrderId::NONE, RejectReason::UnknownPortfolio);
         }
         if symbol_id.is_some_and(|s| !self.owns(s)) {
-            return self.reject(
-                out,
-                portfolio_id,
-                0,
-                ClientOrderId::NONE,
-                RejectReason::UnknownSymbol,
-            );
+            return self.reject(out, portfolio_id, 0, ClientOrderId::NONE, RejectReason::UnknownSymbol);
         }
-        let mut handle = self
-            .portfolio_heads
-            .get(portfolio_id as usize)
-            .copied()
-            .unwrap_or(NIL);
+        let mut handle = self.portfolio_heads.get(portfolio_id as usize).copied().unwrap_or(NIL);
         while handle != NIL {
             let order = *self.orders.get(handle);
             if symbol_id.is_none_or(|s| s == order.symbol_id) {
@@ -974,10 +738,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
 
     /// Rebuilds state from a journaled event. Events must come in sequence order.
     pub fn replay(&mut self, event: &Event) {
-        assert!(
-            event.timestamp_ns >= self.last_timestamp_ns,
-            "replayed time went backwards"
-        );
+        assert!(event.timestamp_ns >= self.last_timestamp_ns, "replayed time went backwards");
         self.last_timestamp_ns = event.timestamp_ns;
         self.now_ns = event.timestamp_ns;
         self.evolve(event, Mode::Replay);
@@ -987,27 +748,16 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         assert_eq!(event.seq, self.last_seq + 1, "event sequence gap");
         self.last_seq = event.seq;
         match event.body {
-            EventBody::PortfolioCreated {
-                portfolio_id,
-                cash_micros,
-            } => {
-                let created =
-                    self.ledger
-                        .create(portfolio_id, cash_micros, self.config.default_limits);
+            EventBody::PortfolioCreated { portfolio_id, cash_micros } => {
+                let created = self.ledger.create(portfolio_id, cash_micros, self.config.default_limits);
                 assert!(created || (mode == Mode::Replay && !self.ledger.is_exclusive()));
             }
-            EventBody::CashAdjusted {
-                portfolio_id,
-                delta_micros,
-            } => {
+            EventBody::CashAdjusted { portfolio_id, delta_micros } => {
                 if mode == Mode::Replay {
                     self.ledger.force_adjust_cash(portfolio_id, delta_micros);
                 }
             }
-            EventBody::RiskLimitsSet {
-                portfolio_id,
-                limits,
-            } => self.ledger.set_limits(portfolio_id, limits),
+            EventBody::RiskLimitsSet { portfolio_id, limits } => self.ledger.set_limits(portfolio_id, limits),
             EventBody::OrderAccepted(accepted) => self.evolve_accepted(&accepted, mode),
             EventBody::Rejected { .. } => {}
             EventBody::Fill(fill) => self.evolve_fill(&fill, event.timestamp_ns),
@@ -1016,35 +766,19 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 self.close_order(handle);
             }
             EventBody::OrderReplaced {
-                order_id,
-                price_ticks,
-                qty_lots,
-                priority_kept,
-                reserved_cash_micros,
-                ..
-            } => self.evolve_replaced(
-                order_id,
-                price_ticks,
-                qty_lots,
-                priority_kept,
-                reserved_cash_micros,
-                mode,
-            ),
-            EventBody::ReferencePriceSet {
-                symbol_id,
-                price_ticks,
-            } => self.symbols[usize::from(symbol_id)].reference_ticks = price_ticks,
-            EventBody::HaltedSet { symbol_id, halted } => {
-                self.symbols[usize::from(symbol_id)].halted = halted
+                order_id, price_ticks, qty_lots, priority_kept, reserved_cash_micros, ..
+            } => self.evolve_replaced(order_id, price_ticks, qty_lots, priority_kept, reserved_cash_micros, mode),
+            EventBody::ReferencePriceSet { symbol_id, price_ticks } => {
+                self.symbols[usize::from(symbol_id)].reference_ticks = price_ticks
             }
+            EventBody::HaltedSet { symbol_id, halted } => self.symbols[usize::from(symbol_id)].halted = halted,
         }
     }
 
     fn evolve_accepted(&mut self, accepted: &AcceptedOrder, mode: Mode) {
         if mode == Mode::Replay {
             self.ledger.force_open_order(accepted.portfolio_id);
-            self.ledger
-                .force_reserve(accepted.portfolio_id, accepted.reserved_cash_micros);
+            self.ledger.force_reserve(accepted.portfolio_id, accepted.reserved_cash_micros);
         }
         self.order_counter = accepted.order_id & ORDER_COUNTER_MASK;
         let mut order = Order::from_accepted(accepted);
@@ -1060,24 +794,17 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         }
         self.portfolio_heads[portfolio_index] = handle;
 
-        let position = self
-            .positions
-            .entry((accepted.portfolio_id, accepted.symbol_id))
-            .or_default();
+        let position = self.positions.entry((accepted.portfolio_id, accepted.symbol_id)).or_default();
         match accepted.side {
             Side::Buy => position.open_buy_lots += accepted.qty_lots,
             Side::Sell => position.open_sell_lots += accepted.qty_lots,
         }
         position.reserved_lots += accepted.reserved_lots;
         if !accepted.client_order_id.is_none() {
-            self.client_order_ids.insert(
-                (accepted.portfolio_id, accepted.client_order_id),
-                accepted.order_id,
-            );
+            self.client_order_ids.insert((accepted.portfolio_id, accepted.client_order_id), accepted.order_id);
         }
         if accepted.expire_at_ns != i64::MAX {
-            self.expiries
-                .push(Reverse((accepted.expire_at_ns, accepted.order_id)));
+            self.expiries.push(Reverse((accepted.expire_at_ns, accepted.order_id)));
         }
         self.books[usize::from(accepted.symbol_id)].insert(
             handle,
@@ -1091,14 +818,8 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         self.last_trade_id = fill.trade_id;
         self.symbols[usize::from(fill.symbol_id)].last_trade_ticks = fill.price_ticks;
         let day = timestamp_ns.div_euclid(NANOS_PER_DAY);
-        let maker = self
-            .orders
-            .find(fill.maker_order_id)
-            .expect("maker is open");
-        let taker = self
-            .orders
-            .find(fill.taker_order_id)
-            .expect("taker is open");
+        let maker = self.orders.find(fill.maker_order_id).expect("maker is open");
+        let taker = self.orders.find(fill.taker_order_id).expect("taker is open");
         self.settle_side(maker, fill, fill.maker_fee_micros, day);
         self.settle_side(taker, fill, fill.taker_fee_micros, day);
     }
@@ -1108,20 +829,11 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     fn settle_side(&mut self, handle: Handle, fill: &Fill, fee: i64, day: i64) {
         let order = *self.orders.get(handle);
         let qty_lots = fill.qty_lots;
-        assert!(
-            qty_lots > 0 && qty_lots <= order.open_lots,
-            "fill larger than the open quantity"
-        );
-        let instrument = self
-            .instruments
-            .get(order.symbol_id)
-            .expect("order's instrument");
+        assert!(qty_lots > 0 && qty_lots <= order.open_lots, "fill larger than the open quantity");
+        let instrument = self.instruments.get(order.symbol_id).expect("order's instrument");
         let open_after = order.open_lots - qty_lots;
         let key = (order.portfolio_id, order.symbol_id);
-        let position = self
-            .positions
-            .get_mut(&key)
-            .expect("an open order has a position entry");
+        let position = self.positions.get_mut(&key).expect("an open order has a position entry");
 
         // The order's reservation after the fill; what it held beyond that is released (a buy) or
         // moves to the position's margin (a sell's short part).
@@ -1130,13 +842,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             Side::Sell => qty_lots.min(order.reserved_lots),
         };
         let reserved_lots_after = order.reserved_lots - reserved_lots_used;
-        let required_after = required_cash(
-            instrument,
-            order.side,
-            order.price_ticks,
-            open_after,
-            reserved_lots_after,
-        );
+        let required_after = required_cash(instrument, order.side, order.price_ticks, open_after, reserved_lots_after);
         let freed_micros = order.reserved_cash_micros - required_after;
         assert!(freed_micros >= 0, "a fill cannot need more reservation");
 
@@ -1150,22 +856,24 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         position.fees_micros += fee;
         let exposure_after = position.short_exposure_lots();
 
-        let (mut release_reserved, mut to_margin, mut release_margin) = (0i64, 0i64, 0i64);
+        // A sell that deepens the short exposure also locks its share of the proceeds (net of the
+        // fee) besides the initial margin, so selling short never raises buying power.
+        let (mut release_reserved, mut to_margin, mut release_margin, mut lock_proceeds) = (0i64, 0i64, 0i64, 0i64);
         match order.side {
             Side::Buy => release_reserved = freed_micros,
-            Side::Sell if exposure_after > 0 => to_margin = freed_micros,
+            Side::Sell if exposure_after > 0 => {
+                to_margin = freed_micros;
+                let deepened_lots = exposure_after - exposure_before;
+                lock_proceeds = mul_div(fill.notional_micros - fee, deepened_lots, qty_lots);
+            }
             Side::Sell => release_reserved = freed_micros,
         }
         if exposure_after == 0 {
             release_margin = position.margin_micros;
         } else if exposure_after < exposure_before {
-            release_margin = mul_div(
-                position.margin_micros,
-                exposure_before - exposure_after,
-                exposure_before,
-            );
+            release_margin = mul_div(position.margin_micros, exposure_before - exposure_after, exposure_before);
         }
-        position.margin_micros += to_margin - release_margin;
+        position.margin_micros += to_margin + lock_proceeds - release_margin;
 
         let cash_delta = match order.side {
             Side::Buy => -(fill.notional_micros + fee),
@@ -1175,15 +883,9 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         self.ledger.release(portfolio_id, release_reserved);
         self.ledger.reserve_to_margin(portfolio_id, to_margin);
         self.ledger.release_margin(portfolio_id, release_margin);
-        self.ledger.settle(
-            portfolio_id,
-            cash_delta,
-            fee,
-            effect.realized_pnl_micros,
-            day,
-        );
-        self.ledger
-            .add_gross_exposure(portfolio_id, effect.gross_exposure_delta_micros);
+        self.ledger.settle(portfolio_id, cash_delta, fee, effect.realized_pnl_micros, day);
+        self.ledger.lock_margin(portfolio_id, lock_proceeds);
+        self.ledger.add_gross_exposure(portfolio_id, effect.gross_exposure_delta_micros);
 
         let stored = self.orders.get_mut(handle);
         stored.open_lots = open_after;
@@ -1192,36 +894,18 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         stored.reserved_lots = reserved_lots_after;
         if open_after == 0 {
             assert_eq!(required_after, 0);
-            self.books[usize::from(order.symbol_id)].remove(
-                handle,
-                order.side,
-                order.price_ticks,
-                qty_lots,
-            );
+            self.books[usize::from(order.symbol_id)].remove(handle, order.side, order.price_ticks, qty_lots);
             self.forget_order(handle);
         } else {
-            self.books[usize::from(order.symbol_id)].reduce(
-                handle,
-                order.side,
-                order.price_ticks,
-                qty_lots,
-            );
+            self.books[usize::from(order.symbol_id)].reduce(handle, order.side, order.price_ticks, qty_lots);
         }
     }
 
     /// Removes an open order from the book, releasing everything it holds.
     fn close_order(&mut self, handle: Handle) {
         let order = *self.orders.get(handle);
-        self.books[usize::from(order.symbol_id)].remove(
-            handle,
-            order.side,
-            order.price_ticks,
-            order.open_lots,
-        );
-        let position = self
-            .positions
-            .get_mut(&(order.portfolio_id, order.symbol_id))
-            .expect("order's position");
+        self.books[usize::from(order.symbol_id)].remove(handle, order.side, order.price_ticks, order.open_lots);
+        let position = self.positions.get_mut(&(order.portfolio_id, order.symbol_id)).expect("order's position");
         match order.side {
             Side::Buy => position.open_buy_lots -= order.open_lots,
             Side::Sell => position.open_sell_lots -= order.open_lots,
@@ -1233,17 +917,11 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         let release_margin = if exposure_after == 0 {
             position.margin_micros
         } else {
-            mul_div(
-                position.margin_micros,
-                exposure_before - exposure_after,
-                exposure_before,
-            )
+            mul_div(position.margin_micros, exposure_before - exposure_after, exposure_before)
         };
         position.margin_micros -= release_margin;
-        self.ledger
-            .release_margin(order.portfolio_id, release_margin);
-        self.ledger
-            .release(order.portfolio_id, order.reserved_cash_micros);
+        self.ledger.release_margin(order.portfolio_id, release_margin);
+        self.ledger.release(order.portfolio_id, order.reserved_cash_micros);
         self.forget_order(handle);
     }
 
@@ -1260,13 +938,14 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             self.orders.get_mut(order.portfolio_next).portfolio_prev = order.portfolio_prev;
         }
         if !order.client_order_id.is_none() {
-            self.client_order_ids
-                .remove(&(order.portfolio_id, order.client_order_id));
+            self.client_order_ids.remove(&(order.portfolio_id, order.client_order_id));
         }
         let key = (order.portfolio_id, order.symbol_id);
-        if self.positions.get(&key).is_some_and(|p| {
-            p.is_flat_and_idle() && p.realized_pnl_micros == 0 && p.fees_micros == 0
-        }) {
+        if self
+            .positions
+            .get(&key)
+            .is_some_and(|p| p.is_flat_and_idle() && p.realized_pnl_micros == 0 && p.fees_micros == 0)
+        {
             self.positions.remove(&key);
         }
     }
@@ -1283,17 +962,10 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         let handle = self.orders.find(order_id).expect("replaced order is open");
         let order = *self.orders.get(handle);
         if mode == Mode::Replay {
-            self.ledger
-                .force_reserve(order.portfolio_id, reserved_cash_micros);
+            self.ledger.force_reserve(order.portfolio_id, reserved_cash_micros);
         }
-        let instrument = self
-            .instruments
-            .get(order.symbol_id)
-            .expect("order's instrument");
-        let position = self
-            .positions
-            .get_mut(&(order.portfolio_id, order.symbol_id))
-            .expect("order's position");
+        let instrument = self.instruments.get(order.symbol_id).expect("order's instrument");
+        let position = self.positions.get_mut(&(order.portfolio_id, order.symbol_id)).expect("order's position");
         let reserved_lots = replaced_reserved_lots(&order, position, qty_lots);
         let required = required_cash(instrument, order.side, price_ticks, qty_lots, reserved_lots);
         let held = order.reserved_cash_micros + reserved_cash_micros;
@@ -1308,27 +980,17 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         let release_margin = if exposure_after == 0 {
             position.margin_micros
         } else if exposure_after < exposure_before {
-            mul_div(
-                position.margin_micros,
-                exposure_before - exposure_after,
-                exposure_before,
-            )
+            mul_div(position.margin_micros, exposure_before - exposure_after, exposure_before)
         } else {
             0
         };
         position.margin_micros -= release_margin;
-        self.ledger
-            .release_margin(order.portfolio_id, release_margin);
+        self.ledger.release_margin(order.portfolio_id, release_margin);
         self.ledger.release(order.portfolio_id, held - required);
 
         let book = &mut self.books[usize::from(order.symbol_id)];
         if priority_kept {
-            book.reduce(
-                handle,
-                order.side,
-                order.price_ticks,
-                order.open_lots - qty_lots,
-            );
+            book.reduce(handle, order.side, order.price_ticks, order.open_lots - qty_lots);
         } else {
             book.remove(handle, order.side, order.price_ticks, order.open_lots);
             book.insert(handle, order.side, price_ticks, qty_lots);
@@ -1439,28 +1101,18 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             }
             let book = &self.books[index];
             book.check(|handle| self.orders.get(handle).open_lots);
-            if let (Some((bid, _)), Some((ask, _))) = (book.best(Side::Buy), book.best(Side::Sell))
-            {
+            if let (Some((bid, _)), Some((ask, _))) = (book.best(Side::Buy), book.best(Side::Sell)) {
                 assert!(bid < ask, "book {index} crossed: bid {bid} >= ask {ask}");
             }
             let instrument = self.instruments.get(index as SymbolId).expect("instrument");
             for side in [Side::Buy, Side::Sell] {
                 book.scan(side, |price_ticks, handle| {
                     let o = self.orders.get(handle);
-                    assert_eq!(
-                        (o.side, o.price_ticks, o.symbol_id as usize),
-                        (side, price_ticks, index)
-                    );
+                    assert_eq!((o.side, o.price_ticks, o.symbol_id as usize), (side, price_ticks, index));
                     assert!(o.open_lots > 0 && o.time_in_force.rests());
                     assert_eq!(
                         o.reserved_cash_micros,
-                        required_cash(
-                            instrument,
-                            o.side,
-                            o.price_ticks,
-                            o.open_lots,
-                            o.reserved_lots
-                        ),
+                        required_cash(instrument, o.side, o.price_ticks, o.open_lots, o.reserved_lots),
                         "order {} holds the wrong reservation",
                         o.order_id
                     );
@@ -1474,25 +1126,14 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                     totals.0 += o.reserved_cash_micros;
                     totals.1 += 1;
                     if !o.client_order_id.is_none() {
-                        assert_eq!(
-                            self.client_order_ids
-                                .get(&(o.portfolio_id, o.client_order_id)),
-                            Some(&o.order_id)
-                        );
+                        assert_eq!(self.client_order_ids.get(&(o.portfolio_id, o.client_order_id)), Some(&o.order_id));
                     }
                     true
                 });
             }
         }
-        let resting: usize = reserved_by_portfolio
-            .values()
-            .map(|(_, count)| *count as usize)
-            .sum();
-        assert_eq!(
-            resting,
-            self.orders.len(),
-            "an order is open but not in a book"
-        );
+        let resting: usize = reserved_by_portfolio.values().map(|(_, count)| *count as usize).sum();
+        assert_eq!(resting, self.orders.len(), "an order is open but not in a book");
         assert!(self.client_order_ids.len() <= self.orders.len());
 
         let mut net_by_symbol: FxHashMap<SymbolId, i64> = FxHashMap::default();
@@ -1501,73 +1142,36 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         for (key, position) in &self.positions {
             let wanted = expected.remove(key).unwrap_or_default();
             assert_eq!(
-                (
-                    position.open_buy_lots,
-                    position.open_sell_lots,
-                    position.reserved_lots
-                ),
-                (
-                    wanted.open_buy_lots,
-                    wanted.open_sell_lots,
-                    wanted.reserved_lots
-                ),
+                (position.open_buy_lots, position.open_sell_lots, position.reserved_lots),
+                (wanted.open_buy_lots, wanted.open_sell_lots, wanted.reserved_lots),
                 "position {key:?} open quantities"
             );
             assert!(position.reserved_lots >= 0 && position.margin_micros >= 0);
-            assert_eq!(
-                position.qty_lots == 0,
-                position.cost_basis_micros == 0,
-                "position {key:?} basis"
-            );
-            assert_eq!(
-                position.qty_lots.signum(),
-                position.cost_basis_micros.signum(),
-                "position {key:?} basis sign"
-            );
+            assert_eq!(position.qty_lots == 0, position.cost_basis_micros == 0, "position {key:?} basis");
+            assert_eq!(position.qty_lots.signum(), position.cost_basis_micros.signum(), "position {key:?} basis sign");
             if position.short_exposure_lots() == 0 {
-                assert_eq!(
-                    position.margin_micros, 0,
-                    "position {key:?} holds margin with no short exposure"
-                );
+                assert_eq!(position.margin_micros, 0, "position {key:?} holds margin with no short exposure");
             }
             *net_by_symbol.entry(key.1).or_default() += position.qty_lots;
             *margin_by_portfolio.entry(key.0).or_default() += position.margin_micros;
             *gross_by_portfolio.entry(key.0).or_default() += position.cost_basis_micros.abs();
         }
-        assert!(
-            expected.is_empty(),
-            "open orders without a position entry: {expected:?}"
-        );
+        assert!(expected.is_empty(), "open orders without a position entry: {expected:?}");
         for (symbol_id, net) in net_by_symbol {
             assert_eq!(net, 0, "positions in symbol {symbol_id} do not net to zero");
         }
         if self.ledger.is_exclusive() {
             self.ledger.for_each_account(&mut |portfolio_id, account| {
-                let (reserved, open) = reserved_by_portfolio
-                    .get(&portfolio_id)
-                    .copied()
-                    .unwrap_or_default();
-                assert_eq!(
-                    account.reserved_micros, reserved,
-                    "portfolio {portfolio_id} reserved cash"
-                );
-                assert_eq!(
-                    account.open_orders, open,
-                    "portfolio {portfolio_id} open orders"
-                );
-                assert_eq!(
-                    account.margin_micros,
-                    margin_by_portfolio.get(&portfolio_id).copied().unwrap_or(0)
-                );
+                let (reserved, open) = reserved_by_portfolio.get(&portfolio_id).copied().unwrap_or_default();
+                assert_eq!(account.reserved_micros, reserved, "portfolio {portfolio_id} reserved cash");
+                assert_eq!(account.open_orders, open, "portfolio {portfolio_id} open orders");
+                assert_eq!(account.margin_micros, margin_by_portfolio.get(&portfolio_id).copied().unwrap_or(0));
                 assert_eq!(
                     account.gross_exposure_micros,
                     gross_by_portfolio.get(&portfolio_id).copied().unwrap_or(0),
                     "portfolio {portfolio_id} gross exposure"
                 );
-                assert!(
-                    account.available_micros() >= 0,
-                    "portfolio {portfolio_id} available cash is negative"
-                );
+                assert!(account.available_micros() >= 0, "portfolio {portfolio_id} available cash is negative");
             });
         }
     }
@@ -1577,27 +1181,17 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
 /// plus the larger of the two fees on that; a sell, the initial margin on the part of its open
 /// quantity that its reserved long lots do not cover. Monotonic in the open quantity, and the drop
 /// for any `q` lots is at least what a fill of `q` lots debits (trades round down, this rounds up).
-pub fn required_cash(
-    instrument: &Instrument,
-    side: Side,
-    price_ticks: i64,
-    open_lots: i64,
-    reserved_lots: i64,
-) -> i64 {
+pub fn required_cash(instrument: &Instrument, side: Side, price_ticks: i64, open_lots: i64, reserved_lots: i64) -> i64 {
     match side {
         Side::Buy => {
-            let notional = instrument
-                .notional_ceil_micros(price_ticks, open_lots)
-                .expect("checked at acceptance");
+            let notional = instrument.notional_ceil_micros(price_ticks, open_lots).expect("checked at acceptance");
             let fee_bps = instrument.maker_fee_bps.max(instrument.taker_fee_bps);
             notional + ceil_bps(notional, fee_bps)
         }
         Side::Sell => {
             let short_lots = open_lots - reserved_lots;
             debug_assert!(short_lots >= 0);
-            let notional = instrument
-                .notional_ceil_micros(price_ticks, short_lots)
-                .expect("checked at acceptance");
+            let notional = instrument.notional_ceil_micros(price_ticks, short_lots).expect("checked at acceptance");
             ceil_bps(notional, instrument.initial_margin_bps)
         }
     }
@@ -1624,6 +1218,5 @@ fn ceil_bps(value: i64, bps: i64) -> i64 {
 }
 
 fn mul_div(value: i64, numerator: i64, denominator: i64) -> i64 {
-    i64::try_from(i128::from(value) * i128::from(numerator) / i128::from(denominator))
-        .expect("a part fits")
+    i64::try_from(i128::from(value) * i128::from(numerator) / i128::from(denominator)).expect("a part fits")
 }

@@ -5,9 +5,7 @@
 //! shard (a cash reservation against the shared ledger) rather than leaving replay to decide again.
 
 use crate::risk::RiskLimits;
-use crate::types::{
-    ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce,
-};
+use crate::types::{ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,9 +233,6 @@ mod tests {
             assert_eq!(CancelReason::from_code(reason.code()), Some(reason));
         }
         assert_eq!(RejectReason::from_code(0), None);
-        assert_eq!(
-            RejectReason::from_code(RejectReason::ALL.len() as u16 + 1),
-            None
-        );
+        assert_eq!(RejectReason::from_code(RejectReason::ALL.len() as u16 + 1), None);
     }
 }

@@ -71,11 +71,7 @@ pub enum InstrumentError {
     #[error("instrument file is not valid TOML: {0}")]
     Toml(#[from] toml::de::Error),
     #[error("instrument {symbol}: field {field}: {problem}")]
-    Field {
-        symbol: String,
-        field: &'static str,
-        problem: String,
-    },
+    Field { symbol: String, field: &'static str, problem: String },
     #[error("instrument {0} is listed twice")]
     Duplicate(String),
     #[error("the instrument table is empty or has more than {INSTRUMENTS_MAX} instruments")]
@@ -106,30 +102,20 @@ pub struct Instrument {
 }
 
 impl Instrument {
-    fn from_spec(
-        symbol_id: SymbolId,
-        spec: &InstrumentSpec,
-    ) -> Result<Instrument, InstrumentError> {
+    fn from_spec(symbol_id: SymbolId, spec: &InstrumentSpec) -> Result<Instrument, InstrumentError> {
         let field_error = |field: &'static str, problem: String| InstrumentError::Field {
             symbol: spec.symbol.clone(),
             field,
             problem,
         };
-        if spec.symbol.is_empty()
-            || spec.symbol.len() > 16
-            || !spec.symbol.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(field_error(
-                "symbol",
-                "1 to 16 printable ASCII characters".into(),
-            ));
+        if spec.symbol.is_empty() || spec.symbol.len() > 16 || !spec.symbol.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(field_error("symbol", "1 to 16 printable ASCII characters".into()));
         }
         let tick = Step::parse(&spec.tick).map_err(|e| field_error("tick", e.to_string()))?;
         let lot = Step::parse(&spec.lot).map_err(|e| field_error("lot", e.to_string()))?;
         let lots = |field: &'static str, text: &str| -> Result<i64, InstrumentError> {
-            let value = Decimal::parse(text)
-                .and_then(|d| d.to_steps(lot))
-                .map_err(|e| field_error(field, e.to_string()))?;
+            let value =
+                Decimal::parse(text).and_then(|d| d.to_steps(lot)).map_err(|e| field_error(field, e.to_string()))?;
             if value <= 0 {
                 return Err(field_error(field, "must be positive".into()));
             }
@@ -148,10 +134,7 @@ impl Instrument {
             return Err(field_error("fee_bps", "must be below 10000".into()));
         }
         if spec.initial_margin_bps == 0 || spec.initial_margin_bps > 10_000 {
-            return Err(field_error(
-                "initial_margin_bps",
-                "must be 1 to 10000".into(),
-            ));
+            return Err(field_error("initial_margin_bps", "must be 1 to 10000".into()));
         }
         if spec.price_band_bps == 0 || spec.price_band_bps > 100_000 {
             return Err(field_error("price_band_bps", "must be 1 to 100000".into()));
@@ -202,9 +185,7 @@ impl Instrument {
     }
 
     fn notional_product(&self, price_ticks: i64, qty_lots: i64) -> Option<i128> {
-        i128::from(price_ticks)
-            .checked_mul(i128::from(qty_lots))?
-            .checked_mul(self.notional_multiplier)
+        i128::from(price_ticks).checked_mul(i128::from(qty_lots))?.checked_mul(self.notional_multiplier)
     }
 
     /// The price in ticks that `text` names exactly, or why not.
@@ -219,26 +200,25 @@ impl Instrument {
 
     /// The first session close strictly after `timestamp_ns`.
     pub fn next_session_close_ns(&self, timestamp_ns: i64) -> i64 {
+        // Saturates at the end of representable time (year 2262): such an order never expires.
         let day_start_ns = timestamp_ns - timestamp_ns.rem_euclid(NANOS_PER_DAY);
-        let close_ns = day_start_ns + self.session_close_ns;
+        let close_ns = day_start_ns.saturating_add(self.session_close_ns);
         if close_ns > timestamp_ns {
             close_ns
         } else {
-            close_ns + NANOS_PER_DAY
+            close_ns.saturating_add(NANOS_PER_DAY)
         }
     }
 
     /// Whether `price_ticks` lies within the price band around `reference_ticks`.
     pub fn within_band(&self, price_ticks: i64, reference_ticks: i64) -> bool {
-        let distance =
-            i128::from(price_ticks - reference_ticks).abs() * i128::from(BASIS_POINTS_PER_UNIT);
+        let distance = i128::from(price_ticks - reference_ticks).abs() * i128::from(BASIS_POINTS_PER_UNIT);
         distance <= i128::from(reference_ticks) * i128::from(self.price_band_bps)
     }
 
     /// The furthest price from `reference_ticks` that the band allows on `upper` or lower side.
     pub fn band_edge_ticks(&self, reference_ticks: i64, upper: bool) -> i64 {
-        let width = i128::from(reference_ticks) * i128::from(self.price_band_bps)
-            / i128::from(BASIS_POINTS_PER_UNIT);
+        let width = i128::from(reference_ticks) * i128::from(self.price_band_bps) / i128::from(BASIS_POINTS_PER_UNIT);
         let width = i64::try_from(width).unwrap_or(i64::MAX / 2);
         if upper {
             reference_ticks.saturating_add(width)
@@ -279,10 +259,7 @@ impl InstrumentTable {
         }
         let mut instruments = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
-            if instruments
-                .iter()
-                .any(|i: &Instrument| i.symbol == spec.symbol)
-            {
+            if instruments.iter().any(|i: &Instrument| i.symbol == spec.symbol) {
                 return Err(InstrumentError::Duplicate(spec.symbol.clone()));
             }
             instruments.push(Instrument::from_spec(index as SymbolId, spec)?);
@@ -292,8 +269,7 @@ impl InstrumentTable {
 
     /// The embedded default table.
     pub fn default_table() -> InstrumentTable {
-        InstrumentTable::from_toml(DEFAULT_INSTRUMENTS_TOML)
-            .expect("the embedded instrument table is valid")
+        InstrumentTable::from_toml(DEFAULT_INSTRUMENTS_TOML).expect("the embedded instrument table is valid")
     }
 
     pub fn get(&self, symbol_id: SymbolId) -> Option<&Instrument> {
@@ -324,18 +300,14 @@ mod tests {
     #[test]
     fn default_table_has_the_documented_instruments() {
         let table = InstrumentTable::default_table();
-        for symbol in [
-            "AAPL", "MSFT", "NVDA", "TSLA", "SPY", "QQQ", "BTC-USD", "ETH-USD", "EUR-USD",
-            "GBP-USD", "USD-JPY",
-        ] {
+        for symbol in
+            ["AAPL", "MSFT", "NVDA", "TSLA", "SPY", "QQQ", "BTC-USD", "ETH-USD", "EUR-USD", "GBP-USD", "USD-JPY"]
+        {
             assert!(table.by_symbol(symbol).is_some(), "{symbol} missing");
         }
         let btc = table.by_symbol("BTC-USD").unwrap();
         assert_eq!(btc.qty_lots_from_text("0.00000001"), Ok(1));
-        assert_eq!(
-            btc.price_ticks_from_text("150.255"),
-            Err(DecimalError::NotOnGrid)
-        );
+        assert_eq!(btc.price_ticks_from_text("150.255"), Err(DecimalError::NotOnGrid));
         let jpy = table.by_symbol("USD-JPY").unwrap();
         assert_eq!(jpy.price_ticks_from_text("151.123"), Ok(151_123));
     }
@@ -352,10 +324,7 @@ mod tests {
         assert_eq!(btc.notional_floor_micros(6_000_001, 1), Some(600));
         assert_eq!(btc.notional_ceil_micros(6_000_001, 1), Some(601));
         // One BTC at 60000.01: exact.
-        assert_eq!(
-            btc.notional_floor_micros(6_000_001, 100_000_000),
-            Some(60_000_010_000)
-        );
+        assert_eq!(btc.notional_floor_micros(6_000_001, 100_000_000), Some(60_000_010_000));
         assert_eq!(aapl.notional_floor_micros(i64::MAX, i64::MAX), None);
     }
 
@@ -365,6 +334,7 @@ mod tests {
         let btc = table.by_symbol("BTC-USD").unwrap();
         assert_eq!(btc.next_session_close_ns(0), NANOS_PER_DAY);
         assert_eq!(btc.next_session_close_ns(NANOS_PER_DAY - 1), NANOS_PER_DAY);
+        assert_eq!(btc.next_session_close_ns(i64::MAX - 1), i64::MAX);
         let aapl = table.by_symbol("AAPL").unwrap();
         assert!(aapl.within_band(11000, 10000));
         assert!(!aapl.within_band(11001, 10000));

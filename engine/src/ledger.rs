@@ -29,6 +29,9 @@ use serde::Serialize;
 
 /// The most portfolios a ledger holds.
 pub const PORTFOLIOS_MAX: usize = 1 << 20;
+/// The most cash a portfolio may be given (one billion units of the account currency). Together
+/// with a minimum initial margin of 1%, this keeps every account's arithmetic far inside `i64`.
+pub const CASH_MICROS_MAX: i64 = 1_000_000_000 * 1_000_000;
 
 /// Everything the ledger knows about one portfolio.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -83,6 +86,9 @@ pub trait Ledger {
     /// Moves held cash from an order's reservation to a short position's margin.
     fn reserve_to_margin(&mut self, portfolio_id: PortfolioId, amount_micros: i64);
     fn release_margin(&mut self, portfolio_id: PortfolioId, amount_micros: i64);
+    /// Moves available cash into margin (a short sale's proceeds). Never takes `available` below
+    /// zero: the proceeds were credited by the same fill.
+    fn lock_margin(&mut self, portfolio_id: PortfolioId, amount_micros: i64);
     /// Books a fill's cash flow (`cash_delta` includes the fee), fee and realized P&L.
     fn settle(
         &mut self,
@@ -122,10 +128,7 @@ impl LocalLedger {
 
     /// Every account in id order.
     pub fn iter(&self) -> impl Iterator<Item = (PortfolioId, &Account)> {
-        self.accounts
-            .iter()
-            .enumerate()
-            .filter_map(|(id, account)| account.as_ref().map(|a| (id as PortfolioId, a)))
+        self.accounts.iter().enumerate().filter_map(|(id, account)| account.as_ref().map(|a| (id as PortfolioId, a)))
     }
 }
 
@@ -192,10 +195,7 @@ impl Ledger for LocalLedger {
         debug_assert!(amount_micros >= 0);
         let account = self.get_mut(portfolio_id);
         account.reserved_micros -= amount_micros;
-        assert!(
-            account.reserved_micros >= 0,
-            "released more than was reserved"
-        );
+        assert!(account.reserved_micros >= 0, "released more than was reserved");
     }
 
     fn reserve_to_margin(&mut self, portfolio_id: PortfolioId, amount_micros: i64) {
@@ -208,10 +208,11 @@ impl Ledger for LocalLedger {
     fn release_margin(&mut self, portfolio_id: PortfolioId, amount_micros: i64) {
         let account = self.get_mut(portfolio_id);
         account.margin_micros -= amount_micros;
-        assert!(
-            account.margin_micros >= 0,
-            "released more margin than was held"
-        );
+        assert!(account.margin_micros >= 0, "released more margin than was held");
+    }
+
+    fn lock_margin(&mut self, portfolio_id: PortfolioId, amount_micros: i64) {
+        self.get_mut(portfolio_id).margin_micros += amount_micros;
     }
 
     fn settle(
@@ -244,13 +245,8 @@ impl Ledger for LocalLedger {
         if delta_micros < 0 && account.available_micros() < -delta_micros {
             return false;
         }
-        match account.cash_micros.checked_add(delta_micros) {
-            Some(cash) => {
-                account.cash_micros = cash;
-                true
-            }
-            None => false,
-        }
+        account.cash_micros += delta_micros;
+        true
     }
 
     fn force_adjust_cash(&mut self, portfolio_id: PortfolioId, delta_micros: i64) {

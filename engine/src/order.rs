@@ -6,9 +6,7 @@
 //! cannot leak into results).
 
 use crate::event::AcceptedOrder;
-use crate::types::{
-    ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce,
-};
+use crate::types::{ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce};
 use rustc_hash::FxHashMap;
 
 /// A handle into the [`OrderStore`].
@@ -79,12 +77,7 @@ impl OrderStore {
         assert!(capacity > 0 && capacity < NIL as usize);
         let mut by_id = FxHashMap::default();
         by_id.reserve(capacity);
-        OrderStore {
-            slots: Vec::with_capacity(capacity),
-            free: Vec::with_capacity(capacity),
-            by_id,
-            capacity,
-        }
+        OrderStore { slots: Vec::with_capacity(capacity), free: Vec::with_capacity(capacity), by_id, capacity }
     }
 
     pub fn is_full(&self) -> bool {
@@ -100,10 +93,7 @@ impl OrderStore {
     }
 
     pub fn insert(&mut self, order: Order) -> Handle {
-        assert!(
-            !self.is_full(),
-            "order store full: callers check is_full first"
-        );
+        assert!(!self.is_full(), "order store full: callers check is_full first");
         let handle = match self.free.pop() {
             Some(handle) => {
                 self.slots[handle as usize] = order;

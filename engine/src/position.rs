@@ -53,12 +53,7 @@ impl Position {
     }
 
     /// Applies a trade of `qty_lots` (signed by `side_sign`) worth `notional_micros`.
-    pub fn apply_trade(
-        &mut self,
-        side_sign: i64,
-        qty_lots: i64,
-        notional_micros: i64,
-    ) -> TradeEffect {
+    pub fn apply_trade(&mut self, side_sign: i64, qty_lots: i64, notional_micros: i64) -> TradeEffect {
         debug_assert!(qty_lots > 0 && notional_micros >= 0 && (side_sign == 1 || side_sign == -1));
         let gross_before = self.cost_basis_micros.abs();
         let mut realized = 0i64;
@@ -68,16 +63,10 @@ impl Position {
         } else {
             let held = self.qty_lots.abs();
             let closing = qty_lots.min(held);
-            let closing_notional = if closing == qty_lots {
-                notional_micros
-            } else {
-                mul_div(notional_micros, closing, qty_lots)
-            };
-            let removed_basis = if closing == held {
-                self.cost_basis_micros
-            } else {
-                mul_div(self.cost_basis_micros, closing, held)
-            };
+            let closing_notional =
+                if closing == qty_lots { notional_micros } else { mul_div(notional_micros, closing, qty_lots) };
+            let removed_basis =
+                if closing == held { self.cost_basis_micros } else { mul_div(self.cost_basis_micros, closing, held) };
             // Cash flow of the closing part minus the basis it retires.
             realized = -side_sign * closing_notional - removed_basis;
             self.cost_basis_micros -= removed_basis;
@@ -139,18 +128,10 @@ mod tests {
 
     #[test]
     fn short_exposure_counts_uncovered_reservations() {
-        let position = Position {
-            qty_lots: 7,
-            reserved_lots: 10,
-            ..Position::default()
-        };
+        let position = Position { qty_lots: 7, reserved_lots: 10, ..Position::default() };
         assert_eq!(position.short_exposure_lots(), 3);
         assert_eq!(position.free_long_lots(), 0);
-        let position = Position {
-            qty_lots: -2,
-            reserved_lots: 1,
-            ..Position::default()
-        };
+        let position = Position { qty_lots: -2, reserved_lots: 1, ..Position::default() };
         assert_eq!(position.short_exposure_lots(), 3);
     }
 }

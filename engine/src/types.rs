@@ -144,11 +144,8 @@ impl<'de> Deserialize<'de> for ClientOrderId {
         let text: Option<String> = Option::deserialize(deserializer)?;
         match text {
             None => Ok(ClientOrderId::NONE),
-            Some(text) => ClientOrderId::from_text(&text).ok_or_else(|| {
-                serde::de::Error::custom(
-                    "client_order_id must be 1 to 16 printable ASCII characters",
-                )
-            }),
+            Some(text) => ClientOrderId::from_text(&text)
+                .ok_or_else(|| serde::de::Error::custom("client_order_id must be 1 to 16 printable ASCII characters")),
         }
     }
 }

@@ -14,35 +14,19 @@ const DOLLAR: i64 = 1_000_000;
 
 fn main() -> anyhow::Result<()> {
     let instruments = InstrumentTable::default_table();
-    let symbol = |name: &str| {
-        instruments
-            .by_symbol(name)
-            .map(|i| i.symbol_id)
-            .context("default instrument")
-    };
+    let symbol = |name: &str| instruments.by_symbol(name).map(|i| i.symbol_id).context("default instrument");
     let (aapl, btc) = (symbol("AAPL")?, symbol("BTC-USD")?);
     let mut engine = Engine::new(EngineConfig::default(), instruments.clone());
 
     let script = [
-        CommandBody::CreatePortfolio {
-            portfolio_id: 1,
-            cash_micros: 100_000 * DOLLAR,
-        },
-        CommandBody::CreatePortfolio {
-            portfolio_id: 2,
-            cash_micros: 100_000 * DOLLAR,
-        },
-        CommandBody::SetReferencePrice {
-            symbol_id: aapl,
-            price_ticks: 15_000,
-        },
+        CommandBody::CreatePortfolio { portfolio_id: 1, cash_micros: 100_000 * DOLLAR },
+        CommandBody::CreatePortfolio { portfolio_id: 2, cash_micros: 100_000 * DOLLAR },
+        CommandBody::SetReferencePrice { symbol_id: aapl, price_ticks: 15_000 },
         CommandBody::NewOrder(NewOrder::limit(1, aapl, Side::Sell, 15_010, 50)),
         CommandBody::NewOrder(NewOrder::limit(1, aapl, Side::Sell, 15_020, 50)),
         CommandBody::NewOrder(NewOrder::limit(1, aapl, Side::Buy, 14_990, 30)),
         CommandBody::NewOrder(NewOrder::market(2, aapl, Side::Buy, 70)),
-        CommandBody::NewOrder(
-            NewOrder::limit(2, aapl, Side::Sell, 14_990, 10).with_tif(TimeInForce::Ioc),
-        ),
+        CommandBody::NewOrder(NewOrder::limit(2, aapl, Side::Sell, 14_990, 10).with_tif(TimeInForce::Ioc)),
         CommandBody::NewOrder(NewOrder::limit(2, btc, Side::Buy, 6_000_000, 25_000_000)),
         CommandBody::NewOrder(NewOrder::limit(1, btc, Side::Sell, 5_999_900, 10_000_000)),
         CommandBody::NewOrder(NewOrder::limit(2, aapl, Side::Buy, 16_000, 1)),
@@ -50,10 +34,7 @@ fn main() -> anyhow::Result<()> {
     println!("simex engine demonstration: each command's events as JSON lines");
     let mut events = Vec::new();
     for (index, body) in script.into_iter().enumerate() {
-        let command = Command {
-            timestamp_ns: START_NS + index as i64 * 1_000_000,
-            body,
-        };
+        let command = Command { timestamp_ns: START_NS + index as i64 * 1_000_000, body };
         events.clear();
         engine.apply(&command, &mut events);
         for event in &events {
@@ -72,22 +53,11 @@ fn main() -> anyhow::Result<()> {
         let show = |levels: &[LevelView]| {
             levels
                 .iter()
-                .map(|l| {
-                    format!(
-                        "{} x {}",
-                        instrument.tick.format(l.price_ticks),
-                        instrument.lot.format(l.qty_lots)
-                    )
-                })
+                .map(|l| format!("{} x {}", instrument.tick.format(l.price_ticks), instrument.lot.format(l.qty_lots)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        println!(
-            "  {:<8} bids [{}]  asks [{}]",
-            instrument.symbol,
-            show(&bids),
-            show(&asks)
-        );
+        println!("  {:<8} bids [{}]  asks [{}]", instrument.symbol, show(&bids), show(&asks));
     }
     println!("portfolios:");
     for portfolio_id in [1, 2] {
@@ -100,11 +70,7 @@ fn main() -> anyhow::Result<()> {
             format_micros(account.fees_paid_micros),
             format_micros(account.realized_pnl_micros),
         );
-        for ((_, symbol_id), position) in engine
-            .positions()
-            .into_iter()
-            .filter(|((p, _), _)| *p == portfolio_id)
-        {
+        for ((_, symbol_id), position) in engine.positions().into_iter().filter(|((p, _), _)| *p == portfolio_id) {
             let instrument = instruments.get(symbol_id).context("instrument")?;
             println!(
                 "     {:<8} qty {} cost {}",

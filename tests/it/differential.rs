@@ -10,10 +10,7 @@ use simex_tests::stream::StreamGenerator;
 
 fn run_differential(seed: u64, commands: usize) {
     let instruments = InstrumentTable::default_table();
-    let config = EngineConfig {
-        orders_max: 4096,
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig { orders_max: 4096, ..EngineConfig::default() };
     let mut fast: Engine<FastBook, LocalLedger> =
         Engine::with_ledger(config.clone(), instruments.clone(), LocalLedger::new());
     let mut reference: Engine<ReferenceBook, LocalLedger> =
@@ -27,46 +24,25 @@ fn run_differential(seed: u64, commands: usize) {
         reference_events.clear();
         fast.apply(&command, &mut fast_events);
         reference.apply(&command, &mut reference_events);
-        assert_eq!(
-            fast_events, reference_events,
-            "seed {seed}: events differ at command {index}: {command:?}"
-        );
-        fills += fast_events
-            .iter()
-            .filter(|e| matches!(e.body, EventBody::Fill(_)))
-            .count();
+        assert_eq!(fast_events, reference_events, "seed {seed}: events differ at command {index}: {command:?}");
+        fills += fast_events.iter().filter(|e| matches!(e.body, EventBody::Fill(_))).count();
         generator.observe(&fast_events);
         journal.extend_from_slice(&fast_events);
         if index % 500 == 0 {
             fast.check_invariants();
             reference.check_invariants();
-            assert_eq!(
-                fast.state_hash(),
-                reference.state_hash(),
-                "seed {seed}: state differs at command {index}"
-            );
+            assert_eq!(fast.state_hash(), reference.state_hash(), "seed {seed}: state differs at command {index}");
         }
     }
     fast.check_invariants();
-    assert_eq!(
-        fast.state_hash(),
-        reference.state_hash(),
-        "seed {seed}: final state differs"
-    );
-    assert!(
-        fills > commands / 50,
-        "seed {seed}: the stream traded too little to test matching ({fills} fills)"
-    );
+    assert_eq!(fast.state_hash(), reference.state_hash(), "seed {seed}: final state differs");
+    assert!(fills > commands / 50, "seed {seed}: the stream traded too little to test matching ({fills} fills)");
 
     let mut replayed = Engine::new(config, instruments);
     for event in &journal {
         replayed.replay(event);
     }
-    assert_eq!(
-        replayed.state_hash(),
-        fast.state_hash(),
-        "seed {seed}: replay differs"
-    );
+    assert_eq!(replayed.state_hash(), fast.state_hash(), "seed {seed}: replay differs");
 }
 
 #[test]
@@ -80,10 +56,10 @@ fn fast_book_matches_reference_book_on_fixed_seeds() {
 fn fast_book_matches_reference_book_on_a_fresh_seed() {
     let seed = match std::env::var("SIMEX_DIFF_SEED") {
         Ok(text) => text.parse().expect("SIMEX_DIFF_SEED is a u64"),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos() as u64,
+        Err(_) => {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_nanos()
+                as u64
+        }
     };
     println!("differential fresh seed: {seed} (rerun with SIMEX_DIFF_SEED={seed})");
     run_differential(seed, 20_000);
@@ -111,11 +87,7 @@ fn print_stream_statistics() {
                 EventBody::OrderReplaced { priority_kept, .. } => {
                     format!("replaced kept={priority_kept}")
                 }
-                ref other => format!("{other:?}")
-                    .split([' ', '(', '{'])
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
+                ref other => format!("{other:?}").split([' ', '(', '{']).next().unwrap_or("").to_string(),
             };
             *counts.entry(key).or_default() += 1;
         }

@@ -29,31 +29,17 @@ impl Models {
     fn observe(&mut self, events: &[Event]) {
         for event in events {
             match event.body {
-                EventBody::PortfolioCreated {
-                    portfolio_id,
-                    cash_micros,
-                } => {
+                EventBody::PortfolioCreated { portfolio_id, cash_micros } => {
                     self.cash_micros.insert(portfolio_id, cash_micros);
                 }
-                EventBody::CashAdjusted {
-                    portfolio_id,
-                    delta_micros,
-                } => {
-                    *self
-                        .cash_micros
-                        .get_mut(&portfolio_id)
-                        .expect("known portfolio") += delta_micros;
+                EventBody::CashAdjusted { portfolio_id, delta_micros } => {
+                    *self.cash_micros.get_mut(&portfolio_id).expect("known portfolio") += delta_micros;
                 }
                 EventBody::OrderAccepted(a) => {
                     self.joined_seq.insert(a.order_id, event.seq);
                     self.limits.insert(a.order_id, (a.side, a.price_ticks));
                 }
-                EventBody::OrderReplaced {
-                    order_id,
-                    priority_kept,
-                    price_ticks,
-                    ..
-                } => {
+                EventBody::OrderReplaced { order_id, priority_kept, price_ticks, .. } => {
                     if !priority_kept {
                         self.joined_seq.insert(order_id, event.seq);
                     }
@@ -86,10 +72,7 @@ impl Models {
                         "fill {fill:?} beyond the taker's limit {taker_limit}"
                     );
                     let (_, maker_limit) = self.limits[&fill.maker_order_id];
-                    assert_eq!(
-                        maker_limit, fill.price_ticks,
-                        "a fill happens at the resting order's price"
-                    );
+                    assert_eq!(maker_limit, fill.price_ticks, "a fill happens at the resting order's price");
                 }
                 _ => {}
             }
@@ -99,15 +82,9 @@ impl Models {
     fn check(&self, harness: &Harness) {
         for (&portfolio_id, &cash_micros) in &self.cash_micros {
             let account = harness.account(portfolio_id);
-            assert_eq!(
-                account.cash_micros, cash_micros,
-                "portfolio {portfolio_id} cash differs from the event model"
-            );
+            assert_eq!(account.cash_micros, cash_micros, "portfolio {portfolio_id} cash differs from the event model");
             if account.open_orders == 0 {
-                assert_eq!(
-                    account.reserved_micros, 0,
-                    "portfolio {portfolio_id} reserves cash with no open order"
-                );
+                assert_eq!(account.reserved_micros, 0, "portfolio {portfolio_id} reserves cash with no open order");
             }
         }
         for symbol in ["AAPL", "BTC-USD", "EUR-USD"] {

@@ -85,13 +85,7 @@ impl FastBook {
     fn ensure_link(&mut self, handle: Handle) {
         let index = handle as usize;
         if index >= self.links.len() {
-            self.links.resize(
-                index + 1,
-                Link {
-                    prev: NIL,
-                    next: NIL,
-                },
-            );
+            self.links.resize(index + 1, Link { prev: NIL, next: NIL });
         }
     }
 }
@@ -112,16 +106,7 @@ impl OrderBook for FastBook {
         let index = match FastBook::search(levels, side, price_ticks) {
             Ok(index) => index,
             Err(index) => {
-                levels.insert(
-                    index,
-                    Level {
-                        price_ticks,
-                        qty_lots: 0,
-                        order_count: 0,
-                        head: NIL,
-                        tail: NIL,
-                    },
-                );
+                levels.insert(index, Level { price_ticks, qty_lots: 0, order_count: 0, head: NIL, tail: NIL });
                 index
             }
         };
@@ -133,10 +118,7 @@ impl OrderBook for FastBook {
             level.head = handle;
         }
         level.tail = handle;
-        self.links[handle as usize] = Link {
-            prev: tail,
-            next: NIL,
-        };
+        self.links[handle as usize] = Link { prev: tail, next: NIL };
         if tail != NIL {
             self.links[tail as usize].next = handle;
         }
@@ -151,8 +133,7 @@ impl OrderBook for FastBook {
             self.links[link.next as usize].prev = link.prev;
         }
         let levels = self.side_mut(side);
-        let index =
-            FastBook::search(levels, side, price_ticks).expect("removed order's level exists");
+        let index = FastBook::search(levels, side, price_ticks).expect("removed order's level exists");
         let level = &mut levels[index];
         if level.head == handle {
             level.head = link.next;
@@ -170,16 +151,13 @@ impl OrderBook for FastBook {
 
     fn reduce(&mut self, _handle: Handle, side: Side, price_ticks: i64, by_lots: i64) {
         let levels = self.side_mut(side);
-        let index =
-            FastBook::search(levels, side, price_ticks).expect("reduced order's level exists");
+        let index = FastBook::search(levels, side, price_ticks).expect("reduced order's level exists");
         levels[index].qty_lots -= by_lots;
         debug_assert!(levels[index].qty_lots > 0);
     }
 
     fn best(&self, side: Side) -> Option<(i64, Handle)> {
-        self.side(side)
-            .last()
-            .map(|level| (level.price_ticks, level.head))
+        self.side(side).last().map(|level| (level.price_ticks, level.head))
     }
 
     fn scan(&self, side: Side, mut visit: impl FnMut(i64, Handle) -> bool) {
@@ -196,11 +174,8 @@ impl OrderBook for FastBook {
 
     fn levels(&self, side: Side, mut visit: impl FnMut(LevelView) -> bool) {
         for level in self.side(side).iter().rev() {
-            let view = LevelView {
-                price_ticks: level.price_ticks,
-                qty_lots: level.qty_lots,
-                order_count: level.order_count,
-            };
+            let view =
+                LevelView { price_ticks: level.price_ticks, qty_lots: level.qty_lots, order_count: level.order_count };
             if !visit(view) {
                 return;
             }
@@ -212,23 +187,14 @@ impl OrderBook for FastBook {
             let levels = self.side(side);
             for pair in levels.windows(2) {
                 match side {
-                    Side::Buy => assert!(
-                        pair[0].price_ticks < pair[1].price_ticks,
-                        "bid levels out of order"
-                    ),
-                    Side::Sell => assert!(
-                        pair[0].price_ticks > pair[1].price_ticks,
-                        "ask levels out of order"
-                    ),
+                    Side::Buy => assert!(pair[0].price_ticks < pair[1].price_ticks, "bid levels out of order"),
+                    Side::Sell => assert!(pair[0].price_ticks > pair[1].price_ticks, "ask levels out of order"),
                 }
             }
             for level in levels {
                 let (mut count, mut qty, mut previous, mut handle) = (0u32, 0i64, NIL, level.head);
                 while handle != NIL {
-                    assert_eq!(
-                        self.links[handle as usize].prev, previous,
-                        "broken level list"
-                    );
+                    assert_eq!(self.links[handle as usize].prev, previous, "broken level list");
                     let lots = open_lots(handle);
                     assert!(lots > 0, "empty order resting in the book");
                     qty += lots;

@@ -48,12 +48,7 @@ impl OrderBook for ReferenceBook {
         self.arrivals += 1;
         let arrival = self.arrivals;
         let entries = self.side_mut(side);
-        entries.push(Entry {
-            price_ticks,
-            arrival,
-            handle,
-            qty_lots,
-        });
+        entries.push(Entry { price_ticks, arrival, handle, qty_lots });
         match side {
             Side::Buy => entries.sort_by_key(|e| (std::cmp::Reverse(e.price_ticks), e.arrival)),
             Side::Sell => entries.sort_by_key(|e| (e.price_ticks, e.arrival)),
@@ -62,19 +57,13 @@ impl OrderBook for ReferenceBook {
 
     fn remove(&mut self, handle: Handle, side: Side, _price_ticks: i64, _qty_lots: i64) {
         let entries = self.side_mut(side);
-        let index = entries
-            .iter()
-            .position(|e| e.handle == handle)
-            .expect("removed order is in the book");
+        let index = entries.iter().position(|e| e.handle == handle).expect("removed order is in the book");
         entries.remove(index);
     }
 
     fn reduce(&mut self, handle: Handle, side: Side, _price_ticks: i64, by_lots: i64) {
         let entries = self.side_mut(side);
-        let entry = entries
-            .iter_mut()
-            .find(|e| e.handle == handle)
-            .expect("reduced order is in the book");
+        let entry = entries.iter_mut().find(|e| e.handle == handle).expect("reduced order is in the book");
         entry.qty_lots -= by_lots;
     }
 
@@ -104,11 +93,8 @@ impl OrderBook for ReferenceBook {
                             return;
                         }
                     }
-                    current = Some(LevelView {
-                        price_ticks: entry.price_ticks,
-                        qty_lots: entry.qty_lots,
-                        order_count: 1,
-                    });
+                    current =
+                        Some(LevelView { price_ticks: entry.price_ticks, qty_lots: entry.qty_lots, order_count: 1 });
                 }
             }
         }
@@ -120,11 +106,7 @@ impl OrderBook for ReferenceBook {
     fn check(&self, open_lots: impl Fn(Handle) -> i64) {
         for side in [Side::Buy, Side::Sell] {
             for entry in self.side(side) {
-                assert_eq!(
-                    entry.qty_lots,
-                    open_lots(entry.handle),
-                    "reference book quantity"
-                );
+                assert_eq!(entry.qty_lots, open_lots(entry.handle), "reference book quantity");
             }
         }
     }
