@@ -1,0 +1,250 @@
+//! The sharded runtime: the engine on pinned threads, fed by disruptor rings, answering through SPSC
+//! rings. Everything about threads, pinning, rings and the clock is here, wired in [`Runtime::start`].
+//!
+//! ```text
+//!  Submitter 0 ──disruptor SP ring──┐                      ┌──rtrb──► Submitter 0 (responses)
+//!  Submitter 1 ──disruptor SP ring──┼─► shard k thread ────┼──rtrb──► Submitter 1 (responses)
+//!      ...            (one per       │   poll, stamp time,  ├──rtrb──► tap "journal" (every event)
+//!                   submitter×shard) │   engine.apply()     └──rtrb──► latency hand-over
+//! ```
+//!
+//! - **Sharding.** Each symbol belongs to one shard (`RuntimeConfig::assignments`, else round-robin
+//!   by symbol id). Orders for a symbol go to its shard; cancels and replaces to the shard encoded in
+//!   the order id; portfolio commands to shard 0; a mass cancel across symbols to every shard.
+//! - **Rings.** One single-producer disruptor ring per (submitter, shard): single-producer rings
+//!   avoid the shared compare-and-swap of a multi-producer ring (about 2.5 times slower when
+//!   measured). The shard polls its rings in its own loop with `EventPoller`, so it owns its thread.
+//! - **Money across shards.** All shards share one [`AtomicLedger`]: reservations are
+//!   compare-and-swap, everything else commutative deltas, and events record every outcome.
+//! - **Shutdown.** Drop every `Submitter`, then call [`Runtime::shutdown`]: each shard drains its
+//!   rings, sends the last results and stops; the shards are joined in order. Nothing accepted is
+//!   lost.
+
+mod clock;
+mod config;
+mod latency;
+mod ledger;
+mod message;
+mod shard;
+mod submitter;
+mod wait;
+
+pub use clock::Clock;
+pub use config::{ConfigError, RuntimeConfig};
+pub use latency::{new_histogram, write_interval_log, Interval, Stage, StageHistograms, LATENCY_NS_MAX};
+pub use ledger::{AtomicLedger, SharedLedger};
+pub use message::{InboundSlot, Response, Stamps, TappedEvent, Ticket};
+pub use shard::ShardEngine;
+pub use submitter::{Route, SubmitError, Submitter};
+pub use wait::{Idle, WaitStrategy, Waker};
+
+use disruptor::{build_single_producer, BusySpin};
+use shard::ShardThread;
+use simex_engine::{Engine, EngineConfig, InstrumentTable};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+
+/// A running set of shards.
+pub struct Runtime {
+    shards: Vec<JoinHandle<ShardEngine>>,
+    ledger: Arc<AtomicLedger>,
+    latency_in: Vec<rtrb::Consumer<StageHistograms>>,
+    latency_return: Vec<rtrb::Producer<StageHistograms>>,
+    latency_by_shard: Vec<StageHistograms>,
+    clock: Clock,
+    wait: WaitStrategy,
+}
+
+/// What `Runtime::start` hands back: the runtime, one submitter per producer thread, the taps.
+pub struct Started {
+    pub runtime: Runtime,
+    pub submitters: Vec<Submitter>,
+    pub taps: Vec<EventTap>,
+}
+
+/// Every event of every shard, for one consumer (the journal writer, persistence, market data).
+pub struct EventTap {
+    pub name: String,
+    rings: Vec<rtrb::Consumer<TappedEvent>>,
+    next: usize,
+}
+
+impl EventTap {
+    /// The next event from any shard. Events of one shard arrive in sequence order.
+    pub fn poll(&mut self) -> Option<TappedEvent> {
+        let rings = self.rings.len();
+        for offset in 0..rings {
+            let index = (self.next + offset) % rings;
+            if let Ok(event) = self.rings[index].pop() {
+                self.next = (index + 1) % rings;
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    /// Whether every shard has stopped and every event was read.
+    pub fn is_finished(&self) -> bool {
+        self.rings.iter().all(|ring| ring.is_abandoned() && ring.is_empty())
+    }
+}
+
+impl Runtime {
+    /// Starts the shard threads and wires their rings; the one place the runtime is assembled.
+    pub fn start(config: RuntimeConfig, instruments: InstrumentTable) -> Result<Started, ConfigError> {
+        let shard_of_symbol: Arc<[u16]> = config.shard_of_symbols(&instruments)?.into();
+        // Read the allowed cores once, before anything is pinned: afterwards this thread's own
+        // affinity would be all that `get_core_ids` reports.
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let wait = effective_wait(&config, cores.len());
+        let clock = Clock::start();
+        let ledger = AtomicLedger::new(config.portfolios_max);
+
+        let shards = config.shards;
+        let mut submitter_rings: Vec<Vec<_>> = (0..config.submitters).map(|_| Vec::with_capacity(shards)).collect();
+        let mut submitter_responses: Vec<Vec<_>> = (0..config.submitters).map(|_| Vec::with_capacity(shards)).collect();
+        let mut tap_rings: Vec<Vec<_>> = config.taps.iter().map(|_| Vec::with_capacity(shards)).collect();
+        let mut wakers = Vec::with_capacity(shards);
+        let mut threads = Vec::with_capacity(shards);
+        let (mut latency_in, mut latency_return) = (Vec::new(), Vec::new());
+
+        for shard in 0..shards {
+            let mut pollers = Vec::with_capacity(config.submitters);
+            let mut responders = Vec::with_capacity(config.submitters);
+            for submitter in 0..config.submitters {
+                let (poller, builder) =
+                    build_single_producer(config.inbound_ring_slots, InboundSlot::default, BusySpin).new_event_poller();
+                pollers.push(poller);
+                submitter_rings[submitter].push(builder.build());
+                let (responder, responses) = rtrb::RingBuffer::new(config.outbound_ring_slots);
+                responders.push(responder);
+                submitter_responses[submitter].push(responses);
+            }
+            let mut taps = Vec::with_capacity(config.taps.len());
+            for rings in tap_rings.iter_mut() {
+                let (tap, consumer) = rtrb::RingBuffer::new(config.outbound_ring_slots);
+                taps.push(tap);
+                rings.push(consumer);
+            }
+            let (latency_out, latency_collected) = rtrb::RingBuffer::new(4);
+            let (mut latency_spare_in, latency_spare) = rtrb::RingBuffer::new(4);
+            for _ in 0..2 {
+                let _ = latency_spare_in.push(StageHistograms::default());
+            }
+            latency_in.push(latency_collected);
+            latency_return.push(latency_spare_in);
+
+            let engine_config = EngineConfig {
+                shard_id: shard as u16,
+                owned_symbols: Some(RuntimeConfig::symbols_of(&shard_of_symbol, shard)),
+                ..config.engine.clone()
+            };
+            let waker = Arc::new(OnceLock::new());
+            wakers.push(waker.clone());
+            let thread = ShardThread {
+                shard_id: shard as u16,
+                engine: Engine::with_ledger(engine_config, instruments.clone(), SharedLedger(ledger.clone())),
+                pollers,
+                responders,
+                taps,
+                latency_out,
+                latency_spare,
+                latency_interval_ns: config.latency_interval_ms as i64 * 1_000_000,
+                wait,
+                core: (config.pin && !cores.is_empty()).then(|| cores[shard % cores.len()]),
+                clock,
+                waker,
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("simex-shard-{shard}"))
+                .spawn(move || thread.run())
+                .expect("spawning a shard thread");
+            threads.push(handle);
+        }
+
+        let submitters = submitter_rings
+            .into_iter()
+            .zip(submitter_responses)
+            .enumerate()
+            .map(|(id, (rings, responses))| Submitter {
+                id: id as u16,
+                rings,
+                wakers: wakers.clone(),
+                responses,
+                shard_of_symbol: shard_of_symbol.clone(),
+                next_ticket: 0,
+                next_response_ring: 0,
+                clock,
+                latency: StageHistograms::default(),
+            })
+            .collect();
+        let taps = config
+            .taps
+            .iter()
+            .zip(tap_rings)
+            .map(|(name, rings)| EventTap { name: name.clone(), rings, next: 0 })
+            .collect();
+        let runtime = Runtime {
+            shards: threads,
+            ledger,
+            latency_in,
+            latency_return,
+            latency_by_shard: (0..shards).map(|_| StageHistograms::default()).collect(),
+            clock,
+            wait,
+        };
+        Ok(Started { runtime, submitters, taps })
+    }
+
+    /// A handle on the shared ledger (for reading accounts).
+    pub fn ledger(&self) -> SharedLedger {
+        SharedLedger(self.ledger.clone())
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// The wait strategy in force (the configured one, unless it had to fall back).
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
+    /// Merges the histograms the shards have handed over since the last call and returns the
+    /// totals so far, per shard (ring and match-and-risk stages).
+    pub fn collect_latency(&mut self) -> &[StageHistograms] {
+        for shard in 0..self.latency_in.len() {
+            while let Ok(mut histograms) = self.latency_in[shard].pop() {
+                self.latency_by_shard[shard].add(&histograms);
+                histograms.reset();
+                let _ = self.latency_return[shard].push(histograms);
+            }
+        }
+        &self.latency_by_shard
+    }
+
+    /// Waits for every shard to drain and stop (all submitters must have been dropped), joining them
+    /// in order; returns their engines.
+    pub fn shutdown(mut self) -> Vec<ShardEngine> {
+        let engines = std::mem::take(&mut self.shards)
+            .into_iter()
+            .map(|handle| handle.join().expect("a shard panic aborts the process"))
+            .collect();
+        self.collect_latency();
+        engines
+    }
+}
+
+/// The configured wait strategy, or spin-then-yield with a warning when more threads would spin
+/// than there are cores for them.
+fn effective_wait(config: &RuntimeConfig, cores: usize) -> WaitStrategy {
+    if config.wait == WaitStrategy::Spin && config.shards > cores {
+        tracing::warn!(
+            shards = config.shards,
+            cores,
+            "more spinning shard threads than allowed cores: falling back to spin-then-yield"
+        );
+        return WaitStrategy::SpinThenYield;
+    }
+    config.wait
+}
