@@ -227,11 +227,15 @@ impl Ledger for LocalLedger {
         account.cash_micros += cash_delta_micros;
         account.fees_paid_micros += fee_micros;
         account.realized_pnl_micros += realized_pnl_micros;
-        if account.daily_pnl_day != day {
+        // Only the latest day counts; a delta of an earlier day (possible when several shards'
+        // journals are merged) is history.
+        if day > account.daily_pnl_day {
             account.daily_pnl_day = day;
             account.daily_pnl_micros = 0;
         }
-        account.daily_pnl_micros += realized_pnl_micros - fee_micros;
+        if day == account.daily_pnl_day {
+            account.daily_pnl_micros += realized_pnl_micros - fee_micros;
+        }
     }
 
     fn add_gross_exposure(&mut self, portfolio_id: PortfolioId, delta_micros: i64) {

@@ -4,7 +4,9 @@
 //!   reason, with exact expected fills and cash.
 //! - `differential`: the fast book against the reference book on random streams.
 //! - `properties`: invariants over random streams (proptest).
+//! - `runtime`: the sharded runtime: wait strategies, cross-shard cash, backpressure, shutdown.
 
 mod differential;
 mod properties;
+mod runtime;
 mod scenarios;

@@ -54,6 +54,11 @@ impl AtomicLedger {
         Arc::new(AtomicLedger { cells: (0..portfolios_max).map(|_| Cell::default()).collect() })
     }
 
+    /// The number reservations decide on (`cash - reserved - margin`), read atomically.
+    pub fn available_micros(&self, portfolio_id: PortfolioId) -> i64 {
+        self.cells.get(portfolio_id as usize).map_or(0, |cell| cell.available_micros.load(Ordering::Acquire))
+    }
+
     fn cell(&self, portfolio_id: PortfolioId) -> &Cell {
         let cell = &self.cells[portfolio_id as usize];
         debug_assert!(cell.exists.load(Ordering::Relaxed));
@@ -200,10 +205,15 @@ impl Ledger for SharedLedger {
         cell.fees_paid_micros.fetch_add(fee_micros, Ordering::Relaxed);
         cell.realized_pnl_micros.fetch_add(realized_pnl_micros, Ordering::Relaxed);
         let delta = realized_pnl_micros - fee_micros;
+        // A delta of an earlier day than the one held is history: dropping it (rather than letting
+        // it reset today) makes the result independent of the order shards' deltas arrive in.
         let _ = cell.daily.fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
             let (packed_day, pnl) = unpack_daily(packed);
-            let pnl = if packed_day == day { pnl + delta } else { delta };
-            Some(pack_daily(day.max(packed_day), pnl))
+            match day.cmp(&packed_day) {
+                std::cmp::Ordering::Less => None,
+                std::cmp::Ordering::Equal => Some(pack_daily(day, pnl + delta)),
+                std::cmp::Ordering::Greater => Some(pack_daily(day, delta)),
+            }
         });
     }
 

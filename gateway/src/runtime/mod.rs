@@ -248,3 +248,34 @@ fn effective_wait(config: &RuntimeConfig, cores: usize) -> WaitStrategy {
     }
     config.wait
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simex_engine::{CommandBody, NewOrder, Side};
+
+    /// A submitter whose shard never polls: its ring fills, and then `submit` must answer `Busy`
+    /// after a bounded wait instead of spinning forever.
+    #[test]
+    fn a_full_ring_answers_busy_without_blocking() {
+        let (poller, builder) = build_single_producer(2, InboundSlot::default, BusySpin).new_event_poller();
+        let (_responder, responses) = rtrb::RingBuffer::new(4);
+        let mut submitter = Submitter {
+            id: 0,
+            rings: vec![builder.build()],
+            wakers: vec![Arc::new(OnceLock::new())],
+            responses: vec![responses],
+            shard_of_symbol: vec![0u16; 16].into(),
+            next_ticket: 0,
+            next_response_ring: 0,
+            clock: Clock::start(),
+            latency: StageHistograms::default(),
+        };
+        let order = CommandBody::NewOrder(NewOrder::limit(1, 0, Side::Buy, 100, 1));
+        assert_eq!(submitter.submit(order), Ok(0));
+        assert_eq!(submitter.submit(order), Ok(1));
+        assert_eq!(submitter.submit(order), Err(SubmitError::Busy));
+        assert_eq!(submitter.submit(order), Err(SubmitError::Busy));
+        drop(poller);
+    }
+}
