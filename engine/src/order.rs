@@ -13,6 +13,8 @@ use rustc_hash::FxHashMap;
 pub type Handle = u32;
 /// "No order": the end of an intrusive list.
 pub const NIL: Handle = u32::MAX;
+/// Initial size of the id index; it grows (allocating) only when more orders are open than ever before.
+const BY_ID_INITIAL: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Order {
@@ -76,7 +78,9 @@ impl OrderStore {
     pub fn with_capacity(capacity: usize) -> OrderStore {
         assert!(capacity > 0 && capacity < NIL as usize);
         let mut by_id = FxHashMap::default();
-        by_id.reserve(capacity);
+        // Sized for the working set, not the limit: a table reserved for a million orders spreads a
+        // thousand live ones over cold cache lines (measured: a third of the full path's time).
+        by_id.reserve(capacity.min(BY_ID_INITIAL));
         OrderStore { slots: Vec::with_capacity(capacity), free: Vec::with_capacity(capacity), by_id, capacity }
     }
 

@@ -8,9 +8,12 @@
 //!
 //! # Performance
 //! Nothing allocates once `levels` and `links` have grown to their working size. A level insert far
-//! from the touch costs a `memmove` of the levels behind it (32 bytes each); with books of a few
-//! thousand levels that is below a microsecond, and cheaper than a tree's pointer chasing at the
-//! touch.
+//! from the touch costs a `memmove` of the levels behind it (32 bytes each). To avoid paying it
+//! again and again when orders come and go at the same prices (the common case: a market moves over
+//! a bounded set of prices), a level that empties is kept in place as an empty level and reused by
+//! the next order at its price; only empty levels at the best end are popped at once (so `last()`
+//! is always the best live level), and the vector is compacted when empty levels outnumber live
+//! ones.
 //!
 //! # Known limitations
 //! A book with a very wide, very deep ladder (hundreds of thousands of levels) would pay for the
@@ -37,12 +40,18 @@ struct Link {
 
 #[derive(Debug, Default)]
 pub struct FastBook {
-    /// Ascending by price: best bid last.
+    /// Ascending by price: best bid last. May hold empty levels, never at the end.
     bids: Vec<Level>,
-    /// Descending by price: best ask last.
+    /// Descending by price: best ask last. May hold empty levels, never at the end.
     asks: Vec<Level>,
     links: Vec<Link>,
+    /// Empty levels kept in `bids` and `asks`.
+    empty_bids: usize,
+    empty_asks: usize,
 }
+
+/// Compaction happens only past this many empty levels on a side.
+const EMPTY_LEVELS_SLACK: usize = 64;
 
 const LEVELS_INITIAL: usize = 4096;
 
@@ -82,6 +91,34 @@ impl FastBook {
         }
     }
 
+    fn empty_count_mut(&mut self, side: Side) -> &mut usize {
+        match side {
+            Side::Buy => &mut self.empty_bids,
+            Side::Sell => &mut self.empty_asks,
+        }
+    }
+
+    /// Pops empty levels off the best end, so the last level is always live.
+    fn trim(&mut self, side: Side) {
+        let mut popped = 0;
+        let levels = self.side_mut(side);
+        while levels.last().is_some_and(|level| level.order_count == 0) {
+            levels.pop();
+            popped += 1;
+        }
+        *self.empty_count_mut(side) -= popped;
+    }
+
+    /// Drops empty levels once they outnumber live ones.
+    fn compact_if_sparse(&mut self, side: Side) {
+        let empty = *self.empty_count_mut(side);
+        let levels = self.side_mut(side);
+        if empty > EMPTY_LEVELS_SLACK && empty > levels.len() - empty {
+            levels.retain(|level| level.order_count > 0);
+            *self.empty_count_mut(side) = 0;
+        }
+    }
+
     fn ensure_link(&mut self, handle: Handle) {
         let index = handle as usize;
         if index >= self.links.len() {
@@ -96,21 +133,30 @@ impl OrderBook for FastBook {
             bids: Vec::with_capacity(LEVELS_INITIAL),
             asks: Vec::with_capacity(LEVELS_INITIAL),
             links: Vec::with_capacity(orders),
+            empty_bids: 0,
+            empty_asks: 0,
         }
     }
 
     fn insert(&mut self, handle: Handle, side: Side, price_ticks: i64, qty_lots: i64) {
         debug_assert!(qty_lots > 0);
         self.ensure_link(handle);
-        let levels = self.side_mut(side);
-        let index = match FastBook::search(levels, side, price_ticks) {
-            Ok(index) => index,
-            Err(index) => {
+        let index = match FastBook::search(self.side(side), side, price_ticks) {
+            Ok(index) => {
+                if self.side(side)[index].order_count == 0 {
+                    *self.empty_count_mut(side) -= 1;
+                }
+                index
+            }
+            Err(_) => {
+                self.compact_if_sparse(side);
+                let levels = self.side_mut(side);
+                let index = FastBook::search(levels, side, price_ticks).expect_err("no level at this price");
                 levels.insert(index, Level { price_ticks, qty_lots: 0, order_count: 0, head: NIL, tail: NIL });
                 index
             }
         };
-        let level = &mut levels[index];
+        let level = &mut self.side_mut(side)[index];
         let tail = level.tail;
         level.qty_lots += qty_lots;
         level.order_count += 1;
@@ -145,7 +191,8 @@ impl OrderBook for FastBook {
         level.order_count -= 1;
         if level.order_count == 0 {
             debug_assert!(level.qty_lots == 0 && level.head == NIL);
-            levels.remove(index);
+            *self.empty_count_mut(side) += 1;
+            self.trim(side);
         }
     }
 
@@ -173,7 +220,7 @@ impl OrderBook for FastBook {
     }
 
     fn levels(&self, side: Side, mut visit: impl FnMut(LevelView) -> bool) {
-        for level in self.side(side).iter().rev() {
+        for level in self.side(side).iter().rev().filter(|level| level.order_count > 0) {
             let view =
                 LevelView { price_ticks: level.price_ticks, qty_lots: level.qty_lots, order_count: level.order_count };
             if !visit(view) {
@@ -191,7 +238,18 @@ impl OrderBook for FastBook {
                     Side::Sell => assert!(pair[0].price_ticks > pair[1].price_ticks, "ask levels out of order"),
                 }
             }
+            assert!(levels.last().is_none_or(|level| level.order_count > 0), "empty level at the best end");
+            let empty = levels.iter().filter(|level| level.order_count == 0).count();
+            let counted = match side {
+                Side::Buy => self.empty_bids,
+                Side::Sell => self.empty_asks,
+            };
+            assert_eq!(empty, counted, "empty level count");
             for level in levels {
+                if level.order_count == 0 {
+                    assert!(level.qty_lots == 0 && level.head == NIL && level.tail == NIL, "stale empty level");
+                    continue;
+                }
                 let (mut count, mut qty, mut previous, mut handle) = (0u32, 0i64, NIL, level.head);
                 while handle != NIL {
                     assert_eq!(self.links[handle as usize].prev, previous, "broken level list");
