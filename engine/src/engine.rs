@@ -40,7 +40,7 @@ use std::collections::BinaryHeap;
 pub const NO_PORTFOLIO: PortfolioId = PortfolioId::MAX;
 /// Order ids carry the shard id in their top 16 bits, so they are unique across shards.
 pub const ORDER_ID_SHARD_SHIFT: u32 = 48;
-const ORDER_COUNTER_MASK: u64 = (1 << ORDER_ID_SHARD_SHIFT) - 1;
+pub(crate) const ORDER_COUNTER_MASK: u64 = (1 << ORDER_ID_SHARD_SHIFT) - 1;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -75,35 +75,38 @@ enum Mode {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct SymbolState {
-    owned: bool,
-    halted: bool,
+pub(crate) struct SymbolState {
+    pub(crate) owned: bool,
+    pub(crate) halted: bool,
     /// 0 when unknown.
-    reference_ticks: i64,
+    pub(crate) reference_ticks: i64,
     /// 0 before the first trade.
-    last_trade_ticks: i64,
+    pub(crate) last_trade_ticks: i64,
 }
 
 /// One shard's matching engine, risk checks and positions.
+///
+/// The fields are visible to the crate for one reason: `snapshot` builds an engine from a snapshot
+/// (construction, like `with_ledger`). After construction, state changes only in `evolve`.
 pub struct Engine<B: OrderBook = FastBook, L: Ledger = LocalLedger> {
-    config: EngineConfig,
-    instruments: InstrumentTable,
-    symbols: Vec<SymbolState>,
-    books: Vec<B>,
-    orders: OrderStore,
-    positions: FxHashMap<(PortfolioId, SymbolId), Position>,
+    pub(crate) config: EngineConfig,
+    pub(crate) instruments: InstrumentTable,
+    pub(crate) symbols: Vec<SymbolState>,
+    pub(crate) books: Vec<B>,
+    pub(crate) orders: OrderStore,
+    pub(crate) positions: FxHashMap<(PortfolioId, SymbolId), Position>,
     /// Head of each portfolio's list of open orders in this shard, indexed by portfolio id.
-    portfolio_heads: Vec<Handle>,
-    client_order_ids: FxHashMap<(PortfolioId, ClientOrderId), OrderId>,
+    pub(crate) portfolio_heads: Vec<Handle>,
+    pub(crate) client_order_ids: FxHashMap<(PortfolioId, ClientOrderId), OrderId>,
     /// (expiry, order id) of DAY and GTD orders; entries of orders gone are skipped when popped.
-    expiries: BinaryHeap<Reverse<(i64, OrderId)>>,
-    ledger: L,
-    last_seq: u64,
-    last_timestamp_ns: i64,
-    order_counter: u64,
-    last_trade_id: u64,
+    pub(crate) expiries: BinaryHeap<Reverse<(i64, OrderId)>>,
+    pub(crate) ledger: L,
+    pub(crate) last_seq: u64,
+    pub(crate) last_timestamp_ns: i64,
+    pub(crate) order_counter: u64,
+    pub(crate) last_trade_id: u64,
     /// Timestamp of the event being emitted or replayed.
-    now_ns: i64,
+    pub(crate) now_ns: i64,
 }
 
 impl Engine<FastBook, LocalLedger> {
@@ -1093,87 +1096,156 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     /// Asserts every invariant of the state. Cost is linear in the state; tests call it after every
     /// command.
     pub fn check_invariants(&self) {
-        let mut expected: FxHashMap<(PortfolioId, SymbolId), Position> = FxHashMap::default();
-        let mut reserved_by_portfolio: FxHashMap<PortfolioId, (i64, u32)> = FxHashMap::default();
+        for (index, state) in self.symbols.iter().enumerate() {
+            if state.owned {
+                self.books[index].check(|handle| self.orders.get(handle).open_lots);
+            }
+        }
+        if let Err(violation) = self.verify_invariants() {
+            panic!("invariant violated: {violation}");
+        }
+    }
+
+    /// The invariants [`Engine::check_invariants`] asserts, except the books' internal links, as a
+    /// result: the first violation found. It never panics and its arithmetic is checked (sums are
+    /// `i128`), so it can also judge a state that did not come from `evolve`: a restored snapshot is
+    /// accepted only if it passes (see `snapshot`).
+    pub(crate) fn verify_invariants(&self) -> Result<(), String> {
+        macro_rules! ensure {
+            ($condition:expr, $($message:tt)+) => {
+                if !$condition {
+                    return Err(format!($($message)+));
+                }
+            };
+        }
+        /// What the open orders of one (portfolio, symbol) add up to.
+        #[derive(Default, Debug)]
+        struct OpenSums {
+            buy_lots: i128,
+            sell_lots: i128,
+            reserved_lots: i128,
+        }
+        let mut expected: FxHashMap<(PortfolioId, SymbolId), OpenSums> = FxHashMap::default();
+        let mut reserved_by_portfolio: FxHashMap<PortfolioId, (i128, u64)> = FxHashMap::default();
+        let mut resting_count = 0usize;
+        let mut resting = Vec::new();
         for (index, state) in self.symbols.iter().enumerate() {
             if !state.owned {
                 continue;
             }
             let book = &self.books[index];
-            book.check(|handle| self.orders.get(handle).open_lots);
             if let (Some((bid, _)), Some((ask, _))) = (book.best(Side::Buy), book.best(Side::Sell)) {
-                assert!(bid < ask, "book {index} crossed: bid {bid} >= ask {ask}");
+                ensure!(bid < ask, "book {index} crossed: bid {bid} >= ask {ask}");
             }
-            let instrument = self.instruments.get(index as SymbolId).expect("instrument");
+            let instrument = self.instruments.get(index as SymbolId).ok_or_else(|| format!("no instrument {index}"))?;
             for side in [Side::Buy, Side::Sell] {
+                resting.clear();
                 book.scan(side, |price_ticks, handle| {
+                    resting.push((price_ticks, handle));
+                    true
+                });
+                resting_count += resting.len();
+                for &(price_ticks, handle) in &resting {
                     let o = self.orders.get(handle);
-                    assert_eq!((o.side, o.price_ticks, o.symbol_id as usize), (side, price_ticks, index));
-                    assert!(o.open_lots > 0 && o.time_in_force.rests());
-                    assert_eq!(
-                        o.reserved_cash_micros,
-                        required_cash(instrument, o.side, o.price_ticks, o.open_lots, o.reserved_lots),
+                    ensure!(
+                        (o.side, o.price_ticks, o.symbol_id as usize) == (side, price_ticks, index),
+                        "order {} is filed under the wrong side, price or symbol",
+                        o.order_id
+                    );
+                    ensure!(o.open_lots > 0 && o.time_in_force.rests(), "order {} may not rest", o.order_id);
+                    ensure!(
+                        o.reserved_lots >= 0 && (o.side == Side::Sell || o.reserved_lots == 0),
+                        "order {} holds impossible reserved lots",
+                        o.order_id
+                    );
+                    ensure!(
+                        checked_required_cash(instrument, o.side, o.price_ticks, o.open_lots, o.reserved_lots)
+                            == Some(o.reserved_cash_micros),
                         "order {} holds the wrong reservation",
                         o.order_id
                     );
-                    let entry = expected.entry((o.portfolio_id, o.symbol_id)).or_default();
+                    let sums = expected.entry((o.portfolio_id, o.symbol_id)).or_default();
                     match o.side {
-                        Side::Buy => entry.open_buy_lots += o.open_lots,
-                        Side::Sell => entry.open_sell_lots += o.open_lots,
+                        Side::Buy => sums.buy_lots += i128::from(o.open_lots),
+                        Side::Sell => sums.sell_lots += i128::from(o.open_lots),
                     }
-                    entry.reserved_lots += o.reserved_lots;
+                    sums.reserved_lots += i128::from(o.reserved_lots);
                     let totals = reserved_by_portfolio.entry(o.portfolio_id).or_default();
-                    totals.0 += o.reserved_cash_micros;
+                    totals.0 += i128::from(o.reserved_cash_micros);
                     totals.1 += 1;
                     if !o.client_order_id.is_none() {
-                        assert_eq!(self.client_order_ids.get(&(o.portfolio_id, o.client_order_id)), Some(&o.order_id));
+                        ensure!(
+                            self.client_order_ids.get(&(o.portfolio_id, o.client_order_id)) == Some(&o.order_id),
+                            "order {} is missing from the client order id index",
+                            o.order_id
+                        );
                     }
-                    true
-                });
+                }
             }
         }
-        let resting: usize = reserved_by_portfolio.values().map(|(_, count)| *count as usize).sum();
-        assert_eq!(resting, self.orders.len(), "an order is open but not in a book");
-        assert!(self.client_order_ids.len() <= self.orders.len());
+        ensure!(resting_count == self.orders.len(), "an order is open but not in a book");
+        ensure!(self.client_order_ids.len() <= self.orders.len(), "the client order id index holds closed orders");
 
-        let mut net_by_symbol: FxHashMap<SymbolId, i64> = FxHashMap::default();
-        let mut margin_by_portfolio: FxHashMap<PortfolioId, i64> = FxHashMap::default();
-        let mut gross_by_portfolio: FxHashMap<PortfolioId, i64> = FxHashMap::default();
+        let mut net_by_symbol: FxHashMap<SymbolId, i128> = FxHashMap::default();
+        let mut margin_by_portfolio: FxHashMap<PortfolioId, i128> = FxHashMap::default();
+        let mut gross_by_portfolio: FxHashMap<PortfolioId, i128> = FxHashMap::default();
         for (key, position) in &self.positions {
             let wanted = expected.remove(key).unwrap_or_default();
-            assert_eq!(
-                (position.open_buy_lots, position.open_sell_lots, position.reserved_lots),
-                (wanted.open_buy_lots, wanted.open_sell_lots, wanted.reserved_lots),
+            ensure!(
+                (
+                    i128::from(position.open_buy_lots),
+                    i128::from(position.open_sell_lots),
+                    i128::from(position.reserved_lots)
+                ) == (wanted.buy_lots, wanted.sell_lots, wanted.reserved_lots),
                 "position {key:?} open quantities"
             );
-            assert!(position.reserved_lots >= 0 && position.margin_micros >= 0);
-            assert_eq!(position.qty_lots == 0, position.cost_basis_micros == 0, "position {key:?} basis");
-            assert_eq!(position.qty_lots.signum(), position.cost_basis_micros.signum(), "position {key:?} basis sign");
-            if position.short_exposure_lots() == 0 {
-                assert_eq!(position.margin_micros, 0, "position {key:?} holds margin with no short exposure");
-            }
-            *net_by_symbol.entry(key.1).or_default() += position.qty_lots;
-            *margin_by_portfolio.entry(key.0).or_default() += position.margin_micros;
-            *gross_by_portfolio.entry(key.0).or_default() += position.cost_basis_micros.abs();
+            ensure!(position.reserved_lots >= 0 && position.margin_micros >= 0, "position {key:?} is negative");
+            ensure!((position.qty_lots == 0) == (position.cost_basis_micros == 0), "position {key:?} basis");
+            ensure!(position.qty_lots.signum() == position.cost_basis_micros.signum(), "position {key:?} basis sign");
+            let short_exposure_lots = (i128::from(position.reserved_lots) - i128::from(position.qty_lots)).max(0);
+            ensure!(
+                short_exposure_lots > 0 || position.margin_micros == 0,
+                "position {key:?} holds margin with no short exposure"
+            );
+            *net_by_symbol.entry(key.1).or_default() += i128::from(position.qty_lots);
+            *margin_by_portfolio.entry(key.0).or_default() += i128::from(position.margin_micros);
+            *gross_by_portfolio.entry(key.0).or_default() += i128::from(position.cost_basis_micros).abs();
         }
-        assert!(expected.is_empty(), "open orders without a position entry: {expected:?}");
+        ensure!(expected.is_empty(), "open orders without a position entry: {:?}", expected.keys().collect::<Vec<_>>());
         for (symbol_id, net) in net_by_symbol {
-            assert_eq!(net, 0, "positions in symbol {symbol_id} do not net to zero");
+            ensure!(net == 0, "positions in symbol {symbol_id} do not net to zero");
         }
         if self.ledger.is_exclusive() {
-            self.ledger.for_each_account(&mut |portfolio_id, account| {
+            let check = |portfolio_id: PortfolioId, account: &Account| -> Result<(), String> {
                 let (reserved, open) = reserved_by_portfolio.get(&portfolio_id).copied().unwrap_or_default();
-                assert_eq!(account.reserved_micros, reserved, "portfolio {portfolio_id} reserved cash");
-                assert_eq!(account.open_orders, open, "portfolio {portfolio_id} open orders");
-                assert_eq!(account.margin_micros, margin_by_portfolio.get(&portfolio_id).copied().unwrap_or(0));
-                assert_eq!(
-                    account.gross_exposure_micros,
-                    gross_by_portfolio.get(&portfolio_id).copied().unwrap_or(0),
+                ensure!(i128::from(account.reserved_micros) == reserved, "portfolio {portfolio_id} reserved cash");
+                ensure!(u64::from(account.open_orders) == open, "portfolio {portfolio_id} open orders");
+                ensure!(
+                    i128::from(account.margin_micros) == margin_by_portfolio.get(&portfolio_id).copied().unwrap_or(0),
+                    "portfolio {portfolio_id} margin"
+                );
+                ensure!(
+                    i128::from(account.gross_exposure_micros)
+                        == gross_by_portfolio.get(&portfolio_id).copied().unwrap_or(0),
                     "portfolio {portfolio_id} gross exposure"
                 );
-                assert!(account.available_micros() >= 0, "portfolio {portfolio_id} available cash is negative");
+                let available = i128::from(account.cash_micros)
+                    - i128::from(account.reserved_micros)
+                    - i128::from(account.margin_micros);
+                ensure!(available >= 0, "portfolio {portfolio_id} available cash is negative");
+                Ok(())
+            };
+            let mut violation = None;
+            self.ledger.for_each_account(&mut |portfolio_id, account| {
+                if violation.is_none() {
+                    violation = check(portfolio_id, account).err();
+                }
             });
+            if let Some(violation) = violation {
+                return Err(violation);
+            }
         }
+        Ok(())
     }
 }
 
@@ -1197,6 +1269,33 @@ pub fn required_cash(instrument: &Instrument, side: Side, price_ticks: i64, open
     }
 }
 
+/// [`required_cash`] with every step checked: `None` where that would panic or overflow (a price
+/// that is not positive, more reserved lots than open ones, a notional beyond `i64`). Equal to
+/// `required_cash` wherever that returns. For judging states that did not come from `evolve`.
+pub(crate) fn checked_required_cash(
+    instrument: &Instrument,
+    side: Side,
+    price_ticks: i64,
+    open_lots: i64,
+    reserved_lots: i64,
+) -> Option<i64> {
+    if price_ticks <= 0 || open_lots < 0 {
+        return None;
+    }
+    match side {
+        Side::Buy => {
+            let notional = instrument.notional_ceil_micros(price_ticks, open_lots)?;
+            let fee_bps = instrument.maker_fee_bps.max(instrument.taker_fee_bps);
+            notional.checked_add(checked_ceil_bps(notional, fee_bps)?)
+        }
+        Side::Sell => {
+            let short_lots = open_lots.checked_sub(reserved_lots).filter(|&lots| lots >= 0)?;
+            let notional = instrument.notional_ceil_micros(price_ticks, short_lots)?;
+            checked_ceil_bps(notional, instrument.initial_margin_bps)
+        }
+    }
+}
+
 /// Long lots a sell holds after a replace to `qty_lots`: what it held plus what is free, capped.
 fn replaced_reserved_lots(order: &Order, position: &Position, qty_lots: i64) -> i64 {
     match order.side {
@@ -1215,6 +1314,12 @@ fn ceil_bps(value: i64, bps: i64) -> i64 {
     let product = i128::from(value) * i128::from(bps);
     let divisor = i128::from(BASIS_POINTS_PER_UNIT);
     i64::try_from((product + divisor - 1) / divisor).expect("a share of an i64 fits")
+}
+
+fn checked_ceil_bps(value: i64, bps: i64) -> Option<i64> {
+    let product = i128::from(value).checked_mul(i128::from(bps))?;
+    let divisor = i128::from(BASIS_POINTS_PER_UNIT);
+    i64::try_from(product.checked_add(divisor - 1)? / divisor).ok()
 }
 
 fn mul_div(value: i64, numerator: i64, denominator: i64) -> i64 {

@@ -106,6 +106,10 @@ pub trait Ledger {
     fn try_open_order(&mut self, portfolio_id: PortfolioId) -> bool;
     fn force_open_order(&mut self, portfolio_id: PortfolioId);
     fn close_order(&mut self, portfolio_id: PortfolioId);
+    /// Sets an account to `account` exactly, creating it if needed: restoring a snapshot (see
+    /// `snapshot`). Not a trading operation: nothing checks or commutes. False if the id is out of
+    /// range (then nothing changed).
+    fn restore_account(&mut self, portfolio_id: PortfolioId, account: &Account) -> bool;
 }
 
 /// A ledger owned by one engine: plain integers in a vector indexed by portfolio id.
@@ -274,5 +278,17 @@ impl Ledger for LocalLedger {
         let account = self.get_mut(portfolio_id);
         assert!(account.open_orders > 0);
         account.open_orders -= 1;
+    }
+
+    fn restore_account(&mut self, portfolio_id: PortfolioId, account: &Account) -> bool {
+        let index = portfolio_id as usize;
+        if index >= PORTFOLIOS_MAX {
+            return false;
+        }
+        if self.accounts.len() <= index {
+            self.accounts.resize(index + 1, None);
+        }
+        self.accounts[index] = Some(*account);
+        true
     }
 }

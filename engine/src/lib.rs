@@ -10,6 +10,11 @@
 //! - Prices are integer ticks, quantities integer lots, money integer micro-units; there is no
 //!   floating point in this crate (enforced by `clippy::float_arithmetic`).
 //! - Business rejections are events with a [`RejectReason`]; a failed assertion is a bug.
+//! - Persistence formats live with the types they encode: [`codec`] turns each event into a record
+//!   type and a fixed-size payload for the journal (`encode_event`, `decode_event`), and
+//!   [`snapshot`] turns a whole engine into bytes and back (`Engine::snapshot_bytes`,
+//!   `Engine::from_snapshot`), so that recovery replays only the journal after the snapshot. Both
+//!   decoders validate everything and never panic on bad bytes.
 //!
 //! ```
 //! use simex_engine::*;
@@ -29,6 +34,7 @@
 #![deny(clippy::float_arithmetic)]
 
 pub mod book;
+pub mod codec;
 pub mod command;
 pub mod decimal;
 pub mod engine;
@@ -38,9 +44,11 @@ pub mod ledger;
 pub mod order;
 pub mod position;
 pub mod risk;
+pub mod snapshot;
 pub mod types;
 
 pub use book::{FastBook, LevelView, OrderBook, ReferenceBook};
+pub use codec::{decode_event, encode_event, CodecError, PAYLOAD_MAX};
 pub use command::{Command, CommandBody, NewOrder};
 pub use engine::{Engine, EngineConfig, NO_PORTFOLIO};
 pub use event::{AcceptedOrder, CancelReason, Event, EventBody, Fill, RejectReason};
@@ -49,4 +57,5 @@ pub use ledger::{Account, Ledger, LocalLedger};
 pub use order::Order;
 pub use position::Position;
 pub use risk::RiskLimits;
+pub use snapshot::{ledger_snapshot_bytes, restore_ledger, SnapshotError};
 pub use types::*;

@@ -5,7 +5,9 @@
 //! - `differential`: the fast book against the reference book on random streams.
 //! - `properties`: invariants over random streams (proptest).
 //! - `runtime`: the sharded runtime: wait strategies, cross-shard cash, backpressure, shutdown.
+//! - `codec`: the journal's event encoding and engine snapshots on random streams.
 
+mod codec;
 mod differential;
 mod properties;
 mod runtime;

@@ -257,6 +257,29 @@ impl Ledger for SharedLedger {
         let previous = self.0.cell(portfolio_id).open_orders.fetch_sub(1, Ordering::Relaxed);
         assert!(previous > 0, "closed more orders than were open");
     }
+
+    /// Overwrites every field of the cell. Meant for recovery, before any shard runs: the stores
+    /// are not one atomic step, so a concurrent reader could see a mix. The daily P&L is packed as
+    /// `settle` keeps it (day modulo 2^16, P&L clamped to ±2^47 micros).
+    fn restore_account(&mut self, portfolio_id: PortfolioId, account: &Account) -> bool {
+        let Some(cell) = self.0.cells.get(portfolio_id as usize) else { return false };
+        cell.cash_micros.store(account.cash_micros, Ordering::Relaxed);
+        cell.reserved_micros.store(account.reserved_micros, Ordering::Relaxed);
+        cell.margin_micros.store(account.margin_micros, Ordering::Relaxed);
+        cell.available_micros.store(
+            account.cash_micros.wrapping_sub(account.reserved_micros).wrapping_sub(account.margin_micros),
+            Ordering::Relaxed,
+        );
+        cell.fees_paid_micros.store(account.fees_paid_micros, Ordering::Relaxed);
+        cell.realized_pnl_micros.store(account.realized_pnl_micros, Ordering::Relaxed);
+        cell.daily.store(pack_daily(account.daily_pnl_day, account.daily_pnl_micros), Ordering::Relaxed);
+        cell.gross_exposure_micros.store(account.gross_exposure_micros, Ordering::Relaxed);
+        cell.open_orders.store(account.open_orders, Ordering::Relaxed);
+        self.set_limits_of(cell, account.limits);
+        // Publish the account only once its fields are written.
+        cell.exists.store(true, Ordering::Release);
+        true
+    }
 }
 
 impl SharedLedger {
@@ -283,6 +306,30 @@ mod tests {
         assert_eq!(ledger.account(1).unwrap().daily_loss_micros(100), 12);
         ledger.settle(1, 0, 0, 5, 101);
         assert_eq!(ledger.account(1).unwrap().daily_loss_micros(101), -5);
+    }
+
+    #[test]
+    fn a_restored_account_reads_back_exactly() {
+        let mut ledger = SharedLedger(AtomicLedger::new(4));
+        let account = Account {
+            cash_micros: 1_000_000,
+            reserved_micros: 300_000,
+            margin_micros: 200_000,
+            fees_paid_micros: 12,
+            realized_pnl_micros: -40,
+            daily_pnl_micros: -52,
+            daily_pnl_day: 20_500,
+            gross_exposure_micros: 700_000,
+            open_orders: 3,
+            limits: RiskLimits { open_orders_max: 9, ..RiskLimits::default() },
+        };
+        assert!(ledger.restore_account(2, &account));
+        assert!(!ledger.restore_account(4, &account));
+        assert_eq!(ledger.account(2), Some(account));
+        assert_eq!(ledger.0.available_micros(2), 500_000);
+        assert!(!ledger.create(2, 5, RiskLimits::default()), "a restored account exists");
+        assert!(ledger.try_reserve(2, 500_000));
+        assert!(!ledger.try_reserve(2, 1));
     }
 
     #[test]
