@@ -166,6 +166,10 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         &self.ledger
     }
 
+    pub fn shard_id(&self) -> u16 {
+        self.config.shard_id
+    }
+
     pub fn last_seq(&self) -> u64 {
         self.last_seq
     }

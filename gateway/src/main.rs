@@ -1,8 +1,12 @@
 //! `simex`: the venue binary.
 //!
-//! The venue's runtime and gateways are wired here as they arrive. Today the binary runs a short
-//! demonstration through one engine (two bots trading AAPL and BTC-USD), printing every event as a
-//! JSON line and then the books and portfolios, so that a fresh checkout shows what the engine does.
+//! The venue's runtime and gateways are wired here as they arrive. Without a subcommand the binary
+//! runs a short demonstration through one engine (two bots trading AAPL and BTC-USD), printing every
+//! event as a JSON line and then the books and portfolios. `simex load` runs the sharded runtime
+//! with its journal under a steady synthetic order load: recovery on start, acknowledgements printed
+//! as they become durable. It is what the crash tests kill.
+
+mod load;
 
 use anyhow::Context;
 use simex_engine::decimal::format_micros;
@@ -12,7 +16,28 @@ use simex_engine::*;
 const START_NS: i64 = 1_767_623_400 * NANOS_PER_SECOND;
 const DOLLAR: i64 = 1_000_000;
 
+#[derive(clap::Parser)]
+#[command(name = "simex", about = "A simulated exchange and paper-trading venue")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+}
+
+#[derive(clap::Subcommand)]
+enum Subcommand {
+    /// Run the sharded runtime with its journal under a synthetic order load.
+    Load(load::LoadArgs),
+}
+
 fn main() -> anyhow::Result<()> {
+    use clap::Parser;
+    match Cli::parse().command {
+        Some(Subcommand::Load(args)) => load::run(args),
+        None => demonstration(),
+    }
+}
+
+fn demonstration() -> anyhow::Result<()> {
     let instruments = InstrumentTable::default_table();
     let symbol = |name: &str| instruments.by_symbol(name).map(|i| i.symbol_id).context("default instrument");
     let (aapl, btc) = (symbol("AAPL")?, symbol("BTC-USD")?);

@@ -1,5 +1,6 @@
 //! Runtime configuration: how many shards, which symbols each owns, how threads wait and pin.
 
+use super::journal::JournalSettings;
 use super::wait::WaitStrategy;
 use simex_engine::{EngineConfig, InstrumentTable, SymbolId};
 
@@ -26,6 +27,8 @@ pub struct RuntimeConfig {
     pub latency_interval_ms: u64,
     /// Template for each shard's engine (`shard_id` and `owned_symbols` are set per shard).
     pub engine: EngineConfig,
+    /// Journal to recover from and write to; `None` runs without one (tests, benchmarks).
+    pub journal: Option<JournalSettings>,
 }
 
 impl Default for RuntimeConfig {
@@ -42,6 +45,7 @@ impl Default for RuntimeConfig {
             portfolios_max: 1 << 16,
             latency_interval_ms: 1_000,
             engine: EngineConfig::default(),
+            journal: None,
         }
     }
 }

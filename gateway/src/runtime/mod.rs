@@ -22,6 +22,7 @@
 
 mod clock;
 mod config;
+mod journal;
 mod latency;
 mod ledger;
 mod message;
@@ -31,15 +32,18 @@ mod wait;
 
 pub use clock::Clock;
 pub use config::{ConfigError, RuntimeConfig};
+pub use journal::{Durable, JournalSettings, RecoveryFailure};
 pub use latency::{new_histogram, write_interval_log, Interval, Stage, StageHistograms, LATENCY_NS_MAX};
 pub use ledger::{AtomicLedger, SharedLedger};
 pub use message::{InboundSlot, Response, Stamps, TappedEvent, Ticket};
 pub use shard::ShardEngine;
+pub use simex_journal::Durability;
 pub use submitter::{Route, SubmitError, Submitter};
 pub use wait::{Idle, WaitStrategy, Waker};
 
 use disruptor::{build_single_producer, BusySpin};
-use shard::ShardThread;
+use journal::{recover_shards, WriterThread};
+use shard::{ShardJournal, ShardThread};
 use simex_engine::{Engine, EngineConfig, InstrumentTable};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -47,12 +51,34 @@ use std::thread::JoinHandle;
 /// A running set of shards.
 pub struct Runtime {
     shards: Vec<JoinHandle<ShardEngine>>,
+    writers: Vec<JoinHandle<simex_journal::JournalWriter>>,
+    recovery: Vec<ShardRecovery>,
     ledger: Arc<AtomicLedger>,
     latency_in: Vec<rtrb::Consumer<StageHistograms>>,
     latency_return: Vec<rtrb::Producer<StageHistograms>>,
     latency_by_shard: Vec<StageHistograms>,
     clock: Clock,
     wait: WaitStrategy,
+}
+
+/// What recovery found for one shard on start.
+#[derive(Clone, Debug)]
+pub struct ShardRecovery {
+    pub shard: u16,
+    /// Journal records replayed.
+    pub records: u64,
+    /// The shard's state hash after recovery.
+    pub state_hash: u64,
+    /// Torn tails truncated, corruption cut (when allowed).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("recovery failed: {0}")]
+    Recovery(#[from] RecoveryFailure),
 }
 
 /// What `Runtime::start` hands back: the runtime, one submitter per producer thread, the taps.
@@ -91,7 +117,7 @@ impl EventTap {
 
 impl Runtime {
     /// Starts the shard threads and wires their rings; the one place the runtime is assembled.
-    pub fn start(config: RuntimeConfig, instruments: InstrumentTable) -> Result<Started, ConfigError> {
+    pub fn start(config: RuntimeConfig, instruments: InstrumentTable) -> Result<Started, StartError> {
         let shard_of_symbol: Arc<[u16]> = config.shard_of_symbols(&instruments)?.into();
         // Read the allowed cores once, before anything is pinned: afterwards this thread's own
         // affinity would be all that `get_core_ids` reports.
@@ -106,6 +132,38 @@ impl Runtime {
         let mut tap_rings: Vec<Vec<_>> = config.taps.iter().map(|_| Vec::with_capacity(shards)).collect();
         let mut wakers = Vec::with_capacity(shards);
         let mut threads = Vec::with_capacity(shards);
+        let mut writers = Vec::new();
+        let engine_configs: Vec<EngineConfig> = (0..shards)
+            .map(|shard| EngineConfig {
+                shard_id: shard as u16,
+                owned_symbols: Some(RuntimeConfig::symbols_of(&shard_of_symbol, shard)),
+                ..config.engine.clone()
+            })
+            .collect();
+        let shared = SharedLedger(ledger.clone());
+        let mut recovery = Vec::new();
+        let mut engines: Vec<(ShardEngine, Option<simex_journal::JournalWriter>)> = match &config.journal {
+            Some(settings) => recover_shards(settings, engine_configs, &instruments, &shared, clock)?
+                .into_iter()
+                .map(|recovered| {
+                    recovery.push(ShardRecovery {
+                        shard: recovered.engine.shard_id(),
+                        records: recovered.records,
+                        state_hash: recovered.engine.state_hash(),
+                        warnings: recovered.warnings,
+                    });
+                    (recovered.engine, Some(recovered.writer))
+                })
+                .collect(),
+            None => engine_configs
+                .into_iter()
+                .map(|c| (Engine::with_ledger(c, instruments.clone(), shared.clone()), None))
+                .collect(),
+        };
+        for warning in recovery.iter().flat_map(|r| r.warnings.iter().map(move |w| (r.shard, w))) {
+            tracing::warn!(shard = warning.0, "{}", warning.1);
+        }
+        engines.reverse();
         let (mut latency_in, mut latency_return) = (Vec::new(), Vec::new());
 
         for shard in 0..shards {
@@ -134,16 +192,31 @@ impl Runtime {
             latency_in.push(latency_collected);
             latency_return.push(latency_spare_in);
 
-            let engine_config = EngineConfig {
-                shard_id: shard as u16,
-                owned_symbols: Some(RuntimeConfig::symbols_of(&shard_of_symbol, shard)),
-                ..config.engine.clone()
-            };
+            let (engine, journal_writer) = engines.pop().expect("one engine per shard");
             let waker = Arc::new(OnceLock::new());
             wakers.push(waker.clone());
+            let journal = journal_writer.map(|writer| {
+                let (events, consumer) = rtrb::RingBuffer::new(config.outbound_ring_slots);
+                let durable = Durable::new(engine.last_seq(), waker.clone());
+                let gate = config.journal.as_ref().is_some_and(|j| j.durability == simex_journal::Durability::Sync);
+                let thread = WriterThread {
+                    shard_id: shard as u16,
+                    writer,
+                    events: consumer,
+                    durable: durable.clone(),
+                    wait,
+                    waker: Arc::new(OnceLock::new()),
+                };
+                let handle = std::thread::Builder::new()
+                    .name(format!("simex-journal-{shard}"))
+                    .spawn(move || thread.run())
+                    .expect("spawning a journal writer thread");
+                writers.push(handle);
+                ShardJournal { events, durable, gate }
+            });
             let thread = ShardThread {
                 shard_id: shard as u16,
-                engine: Engine::with_ledger(engine_config, instruments.clone(), SharedLedger(ledger.clone())),
+                engine,
                 pollers,
                 responders,
                 taps,
@@ -154,6 +227,7 @@ impl Runtime {
                 core: (config.pin && !cores.is_empty()).then(|| cores[shard % cores.len()]),
                 clock,
                 waker,
+                journal,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("simex-shard-{shard}"))
@@ -186,6 +260,8 @@ impl Runtime {
             .collect();
         let runtime = Runtime {
             shards: threads,
+            writers,
+            recovery,
             ledger,
             latency_in,
             latency_return,
@@ -194,6 +270,11 @@ impl Runtime {
             wait,
         };
         Ok(Started { runtime, submitters, taps })
+    }
+
+    /// What recovery found on start, per shard (empty without a journal).
+    pub fn recovery(&self) -> &[ShardRecovery] {
+        &self.recovery
     }
 
     /// A handle on the shared ledger (for reading accounts).
@@ -230,6 +311,10 @@ impl Runtime {
             .into_iter()
             .map(|handle| handle.join().expect("a shard panic aborts the process"))
             .collect();
+        // The shards dropped their journal rings on the way out: each writer drains, commits, stops.
+        for writer in std::mem::take(&mut self.writers) {
+            writer.join().expect("a journal failure aborts the process");
+        }
         self.collect_latency();
         engines
     }

@@ -12,12 +12,14 @@
 //! job. Leaving submitters to spin against a dead shard would be worse.
 
 use super::clock::Clock;
+use super::journal::Durable;
 use super::latency::{Stage, StageHistograms};
 use super::ledger::SharedLedger;
 use super::message::{InboundSlot, Response, Stamps, TappedEvent};
 use super::wait::{Idle, WaitStrategy, Waker};
 use disruptor::{EventPoller, Polling, SingleProducerBarrier};
 use simex_engine::{Command, Engine, Event, FastBook};
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 /// Most commands taken from one ring before the next ring is polled.
@@ -41,7 +43,28 @@ pub(super) struct ShardThread {
     pub core: Option<core_affinity::CoreId>,
     pub clock: Clock,
     pub waker: Arc<OnceLock<Waker>>,
+    pub journal: Option<ShardJournal>,
 }
+
+/// The shard's end of its journal writer.
+pub(super) struct ShardJournal {
+    pub events: rtrb::Producer<Event>,
+    pub durable: Arc<Durable>,
+    /// Hold responses until their events are durable (`sync` durability).
+    pub gate: bool,
+}
+
+/// A response waiting for the journal.
+#[derive(Clone, Copy)]
+struct Pending {
+    required_seq: u64,
+    submitter: u16,
+    response: Response,
+}
+
+/// Responses held at most for the journal; when full, the shard stops taking commands until the
+/// journal catches up.
+const PENDING_MAX: usize = 1 << 16;
 
 /// Aborts the process if the shard thread unwinds.
 struct AbortOnPanic(u16);
@@ -74,11 +97,12 @@ impl ShardThread {
         let mut last_timestamp_ns = i64::MIN;
         let mut next_handover_ns = self.clock.now_ns() + self.latency_interval_ns;
         let mut since_check = 0u32;
+        let mut pending: VecDeque<Pending> = VecDeque::with_capacity(PENDING_MAX);
 
         while open_count > 0 {
-            let mut worked = false;
+            let mut worked = self.release(&mut pending);
             for (index, poller) in self.pollers.iter_mut().enumerate() {
-                if !open[index] {
+                if !open[index] || pending.len() + 2 * POLL_BATCH as usize * 16 > PENDING_MAX {
                     continue;
                 }
                 match poller.take(POLL_BATCH) {
@@ -94,14 +118,30 @@ impl ShardThread {
                             latency.record(Stage::Ring, slot.ingress_ns, dequeue_ns);
                             latency.record(Stage::MatchRisk, dequeue_ns, decided_ns);
                             let stamps = Stamps { ingress_ns: slot.ingress_ns, dequeue_ns, decided_ns };
-                            send_results(
-                                self.shard_id,
-                                slot,
-                                &events,
-                                stamps,
-                                &mut self.responders[usize::from(slot.submitter)],
-                                &mut self.taps,
-                            );
+                            if let Some(journal) = &mut self.journal {
+                                for event in &events {
+                                    push_waiting(&mut journal.events, *event);
+                                }
+                            }
+                            match &self.journal {
+                                Some(journal) if journal.gate => hold_results(
+                                    self.shard_id,
+                                    slot,
+                                    &events,
+                                    stamps,
+                                    self.engine.last_seq(),
+                                    &mut pending,
+                                    &mut self.taps,
+                                ),
+                                _ => send_results(
+                                    self.shard_id,
+                                    slot,
+                                    &events,
+                                    stamps,
+                                    &mut self.responders[usize::from(slot.submitter)],
+                                    &mut self.taps,
+                                ),
+                            }
                             since_check += 1;
                         }
                     }
@@ -116,7 +156,9 @@ impl ShardThread {
                 idle.reset();
             } else {
                 let pollers = &self.pollers;
-                idle.wait(waker, || pollers.iter().any(|p| p.has_available()));
+                let durable_seq = self.journal.as_ref().map_or(u64::MAX, |j| j.durable.seq());
+                let releasable = pending.front().is_some_and(|p| p.required_seq <= durable_seq);
+                idle.wait(waker, || releasable || pollers.iter().any(|p| p.has_available()));
                 since_check = HANDOVER_CHECK_EVERY;
             }
             if since_check >= HANDOVER_CHECK_EVERY {
@@ -128,8 +170,31 @@ impl ShardThread {
                 }
             }
         }
+        // Every submitter is gone; the last results wait for the journal, then the journal ring is
+        // closed (by dropping it) so the writer drains, commits and stops.
+        while !pending.is_empty() {
+            if !self.release(&mut pending) {
+                std::thread::yield_now();
+            }
+        }
         self.hand_over(&mut latency);
         self.engine
+    }
+
+    /// Sends the held responses whose events are durable; whether any was sent.
+    fn release(&mut self, pending: &mut VecDeque<Pending>) -> bool {
+        let Some(journal) = &self.journal else { return false };
+        let durable_seq = journal.durable.seq();
+        let mut released = false;
+        while let Some(front) = pending.front() {
+            if front.required_seq > durable_seq {
+                break;
+            }
+            let front = pending.pop_front().expect("front exists");
+            push_waiting(&mut self.responders[usize::from(front.submitter)], front.response);
+            released = true;
+        }
+        released
     }
 
     /// Gives the histograms recorded since the last hand-over to the collector, taking back an
@@ -161,6 +226,28 @@ fn send_results(
     }
     let done = Response::Done { ticket: slot.ticket, shard, events: events.len() as u32, stamps };
     push_waiting(responder, done);
+}
+
+/// Like `send_results`, but holds the submitter's responses until the journal has them durable.
+/// Taps get the events at once: they are downstream consumers, not clients.
+fn hold_results(
+    shard: u16,
+    slot: &InboundSlot,
+    events: &[Event],
+    stamps: Stamps,
+    last_seq: u64,
+    pending: &mut VecDeque<Pending>,
+    taps: &mut [rtrb::Producer<TappedEvent>],
+) {
+    for event in events {
+        let response = Response::Event { ticket: slot.ticket, shard, event: *event };
+        pending.push_back(Pending { required_seq: event.seq, submitter: slot.submitter, response });
+        for tap in taps.iter_mut() {
+            push_waiting(tap, TappedEvent { shard, event: *event });
+        }
+    }
+    let done = Response::Done { ticket: slot.ticket, shard, events: events.len() as u32, stamps };
+    pending.push_back(Pending { required_seq: last_seq, submitter: slot.submitter, response: done });
 }
 
 /// Pushes into a result ring, waiting while it is full: results are never dropped while their

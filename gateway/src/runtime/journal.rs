@@ -1,0 +1,192 @@
+//! The journal in the running venue: recovery on start, one writer thread per shard, and the
+//! durability gate that keeps results from clients until their records are durable.
+//!
+//! - **Recovery.** Each shard's journal is recovered (`simex_journal::recover`: a torn tail is cut
+//!   with a warning, mid-log corruption refuses to start unless `allow_corruption`), then replayed
+//!   into the shard's engine through the codec. Shard 0 is replayed first: it holds the portfolio
+//!   commands, and every other shard's effect on the shared ledger is a commutative delta.
+//! - **Writing.** A shard copies each event into an SPSC ring to its writer thread. The writer drains
+//!   what is there (group commit), appends it, commits (`fdatasync` unless durability is `none`) and
+//!   publishes the last durable sequence. An `fdatasync` failure is fatal: the process aborts rather
+//!   than retry after EIO.
+//! - **The gate.** With `sync` durability the shard holds every response until the journal has made
+//!   its event durable (`durable_seq`), so no client ever sees an acknowledgement or a fill the
+//!   journal could lose. With `batch` and `none` responses go out at once.
+
+use super::clock::Clock;
+use super::ledger::SharedLedger;
+use super::shard::ShardEngine;
+use super::wait::{Idle, WaitStrategy, Waker};
+use simex_engine::codec::{decode_event, encode_event, PAYLOAD_MAX};
+use simex_engine::{Engine, EngineConfig, Event, InstrumentTable};
+use simex_journal::{Durability, JournalConfig, JournalReader, JournalWriter, RecoveryOptions};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Where and how the venue journals.
+#[derive(Clone, Debug)]
+pub struct JournalSettings {
+    pub root: PathBuf,
+    pub durability: Durability,
+    pub segment_size_bytes: u64,
+    /// Start even if a journal is corrupt in the middle (cutting it there). Off by default.
+    pub allow_corruption: bool,
+}
+
+impl JournalSettings {
+    pub fn new(root: impl Into<PathBuf>) -> JournalSettings {
+        JournalSettings {
+            root: root.into(),
+            durability: Durability::Sync,
+            segment_size_bytes: 64 << 20,
+            allow_corruption: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryFailure {
+    #[error("journal of shard {shard}: {message}")]
+    Journal { shard: u16, message: String },
+    #[error("journal of shard {shard}: record {seq}: {message}")]
+    Record { shard: u16, seq: u64, message: String },
+}
+
+/// What recovery rebuilt for one shard.
+pub struct RecoveredShard {
+    pub engine: ShardEngine,
+    pub writer: JournalWriter,
+    pub records: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Recovers every shard's journal into engines sharing `ledger`, in shard order.
+pub fn recover_shards(
+    settings: &JournalSettings,
+    engine_configs: Vec<EngineConfig>,
+    instruments: &InstrumentTable,
+    ledger: &SharedLedger,
+    clock: Clock,
+) -> Result<Vec<RecoveredShard>, RecoveryFailure> {
+    let config = JournalConfig {
+        segment_size_bytes: settings.segment_size_bytes,
+        durability: settings.durability,
+        ..JournalConfig::default()
+    };
+    let mut recovered = Vec::with_capacity(engine_configs.len());
+    for engine_config in engine_configs {
+        let shard = engine_config.shard_id;
+        let fail = |message: String| RecoveryFailure::Journal { shard, message };
+        let mut engine: ShardEngine = Engine::with_ledger(engine_config, instruments.clone(), ledger.clone());
+        let shard_dir = simex_journal::shard_dir(&settings.root, u32::from(shard));
+        let has_segments = std::fs::read_dir(&shard_dir)
+            .map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "seg")))
+            .unwrap_or(false);
+        let mut warnings = Vec::new();
+        let (writer, records) = if has_segments {
+            let options = RecoveryOptions { epoch: None, allow_corruption: settings.allow_corruption };
+            let report =
+                simex_journal::recover(&settings.root, u32::from(shard), &options).map_err(|e| fail(e.to_string()))?;
+            if let Some(torn) = &report.torn_tail {
+                warnings.push(format!("truncated a torn tail: {torn}"));
+            }
+            if let Some(problem) = &report.corruption {
+                warnings.push(format!("cut the journal at corruption (allowed): {problem}"));
+            }
+            let mut reader =
+                JournalReader::open(&settings.root, u32::from(shard), report.epoch).map_err(|e| fail(e.to_string()))?;
+            let mut records = 0u64;
+            while let Some(record) = reader.next_record().map_err(|e| fail(e.to_string()))? {
+                let event = decode_event(record.record_type, record.seq, record.timestamp_ns, record.payload)
+                    .map_err(|e| RecoveryFailure::Record { shard, seq: record.seq, message: e.to_string() })?;
+                engine.replay(&event);
+                records += 1;
+            }
+            let writer = JournalWriter::open_for_append(&report, config.clone()).map_err(|e| fail(e.to_string()))?;
+            (writer, records)
+        } else {
+            let epoch = clock.now_ns() as u64;
+            let writer = JournalWriter::create(&settings.root, u32::from(shard), epoch, config.clone())
+                .map_err(|e| fail(e.to_string()))?;
+            (writer, 0)
+        };
+        recovered.push(RecoveredShard { engine, writer, records, warnings });
+    }
+    Ok(recovered)
+}
+
+/// The last sequence of a shard known durable, and who to wake when it moves.
+pub struct Durable {
+    seq: AtomicU64,
+    pub(super) shard_waker: Arc<OnceLock<Waker>>,
+    stopped: AtomicBool,
+}
+
+impl Durable {
+    pub fn new(seq: u64, shard_waker: Arc<OnceLock<Waker>>) -> Arc<Durable> {
+        Arc::new(Durable { seq: AtomicU64::new(seq), shard_waker, stopped: AtomicBool::new(false) })
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+}
+
+/// The journal writer thread of one shard.
+pub(super) struct WriterThread {
+    pub shard_id: u16,
+    pub writer: JournalWriter,
+    pub events: rtrb::Consumer<Event>,
+    pub durable: Arc<Durable>,
+    pub wait: WaitStrategy,
+    pub waker: Arc<OnceLock<Waker>>,
+}
+
+/// Most records in one group commit.
+const BATCH_RECORDS_MAX: usize = 4096;
+
+impl WriterThread {
+    pub fn run(mut self) -> JournalWriter {
+        let waker = self.waker.get_or_init(Waker::for_current_thread);
+        let mut idle = Idle::new(self.wait);
+        let mut payload = [0u8; PAYLOAD_MAX];
+        loop {
+            let mut batch = 0usize;
+            let mut last_seq = None;
+            while batch < BATCH_RECORDS_MAX {
+                let Ok(event) = self.events.pop() else { break };
+                let (record_type, len) = encode_event(&event.body, &mut payload);
+                if let Err(error) = self.writer.append(record_type, event.seq, event.timestamp_ns, &payload[..len]) {
+                    fatal(self.shard_id, &error);
+                }
+                last_seq = Some(event.seq);
+                batch += 1;
+            }
+            if let Some(seq) = last_seq {
+                if let Err(error) = self.writer.commit() {
+                    fatal(self.shard_id, &error);
+                }
+                self.durable.seq.store(seq, Ordering::Release);
+                if let Some(shard) = self.durable.shard_waker.get() {
+                    shard.wake();
+                }
+                idle.reset();
+                continue;
+            }
+            if self.events.is_abandoned() && self.events.is_empty() {
+                self.durable.stopped.store(true, Ordering::Release);
+                return self.writer;
+            }
+            let events = &self.events;
+            idle.wait(waker, || !events.is_empty() || events.is_abandoned());
+        }
+    }
+}
+
+/// Journal failures are not retried: after a failed `fdatasync` the page cache may have dropped the
+/// data, and carrying on would acknowledge what is not on disk.
+fn fatal(shard: u16, error: &dyn std::fmt::Display) -> ! {
+    eprintln!("simex: journal of shard {shard} failed: {error}; aborting (restart recovers from the journal)");
+    std::process::abort();
+}
