@@ -133,11 +133,18 @@ impl Durable {
     }
 }
 
+/// One event on its way to the journal, and whether it is the last of its command.
+#[derive(Clone, Copy, Debug)]
+pub struct JournalEntry {
+    pub event: Event,
+    pub last_of_command: bool,
+}
+
 /// The journal writer thread of one shard.
 pub(super) struct WriterThread {
     pub shard_id: u16,
     pub writer: JournalWriter,
-    pub events: rtrb::Consumer<Event>,
+    pub events: rtrb::Consumer<JournalEntry>,
     pub durable: Arc<Durable>,
     pub wait: WaitStrategy,
     pub waker: Arc<OnceLock<Waker>>,
@@ -152,10 +159,23 @@ impl WriterThread {
         let mut idle = Idle::new(self.wait);
         let mut payload = [0u8; PAYLOAD_MAX];
         loop {
+            // A batch ends only at a command boundary, so a commit never makes half a command durable
+            // (the shard pushes all of a command's events at once, so the rest is moments away).
             let mut batch = 0usize;
             let mut last_seq = None;
-            while batch < BATCH_RECORDS_MAX {
-                let Ok(event) = self.events.pop() else { break };
+            let mut at_boundary = true;
+            loop {
+                if batch >= BATCH_RECORDS_MAX && at_boundary {
+                    break;
+                }
+                let Ok(JournalEntry { event, last_of_command }) = self.events.pop() else {
+                    if at_boundary || self.events.is_abandoned() {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                    continue;
+                };
+                at_boundary = last_of_command;
                 let (record_type, len) = encode_event(&event.body, &mut payload);
                 if let Err(error) = self.writer.append(record_type, event.seq, event.timestamp_ns, &payload[..len]) {
                     fatal(self.shard_id, &error);

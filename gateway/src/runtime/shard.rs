@@ -12,7 +12,7 @@
 //! job. Leaving submitters to spin against a dead shard would be worse.
 
 use super::clock::Clock;
-use super::journal::Durable;
+use super::journal::{Durable, JournalEntry};
 use super::latency::{Stage, StageHistograms};
 use super::ledger::SharedLedger;
 use super::message::{InboundSlot, Response, Stamps, TappedEvent};
@@ -48,7 +48,7 @@ pub(super) struct ShardThread {
 
 /// The shard's end of its journal writer.
 pub(super) struct ShardJournal {
-    pub events: rtrb::Producer<Event>,
+    pub events: rtrb::Producer<JournalEntry>,
     pub durable: Arc<Durable>,
     /// Hold responses until their events are durable (`sync` durability).
     pub gate: bool,
@@ -119,8 +119,9 @@ impl ShardThread {
                             latency.record(Stage::MatchRisk, dequeue_ns, decided_ns);
                             let stamps = Stamps { ingress_ns: slot.ingress_ns, dequeue_ns, decided_ns };
                             if let Some(journal) = &mut self.journal {
-                                for event in &events {
-                                    push_waiting(&mut journal.events, *event);
+                                for (index, event) in events.iter().enumerate() {
+                                    let last_of_command = index + 1 == events.len();
+                                    push_waiting(&mut journal.events, JournalEntry { event: *event, last_of_command });
                                 }
                             }
                             match &self.journal {

@@ -53,6 +53,11 @@ impl Obj {
         self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
+    /// The keys and values in the order they were put.
+    pub fn entries(&self) -> &[(&'static str, Node)] {
+        &self.0
+    }
+
     /// Compact one-line JSON.
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).expect("an Obj always serializes")
@@ -246,9 +251,16 @@ pub fn event(instruments: &InstrumentTable, line: usize, event: &Event) -> Obj {
         .time("at", "at_ns", event.timestamp_ns)
         .put("line", line as u64)
         .put("type", event_type(&event.body));
+    event_fields(instruments, head, &event.body)
+}
+
+/// The fields of an event body, appended to `head` (which names the event: sequence, time, type and
+/// whatever else the caller wants first). Shared by the scenario runner and the journal tool, so an
+/// event reads the same wherever it is printed.
+pub fn event_fields(instruments: &InstrumentTable, head: Obj, body: &EventBody) -> Obj {
     let symbol = |symbol_id| symbol(instruments, symbol_id);
     let units = |symbol_id| Units::of(instruments, symbol_id);
-    match event.body {
+    match *body {
         EventBody::PortfolioCreated { portfolio_id, cash_micros } => {
             head.put("portfolio", portfolio(portfolio_id)).money("cash", "cash_micros", cash_micros)
         }
