@@ -12,7 +12,10 @@
 //! - [`runner`] times them (whole-stream throughput, per-command latency, allocations) and records
 //!   fills; [`compare`] checks every engine's fills against simex's and classifies differences.
 //! - [`suite`] runs the whole matrix; [`report`] prints it as markdown.
-//! - [`alloc_counter`] is the counting allocator; only the bench binary installs it.
+//! - [`alloc_counter`] is the counting allocator; only the bench binaries install it.
+//! - [`runtime`] is the second benchmark: the threaded runtime (`simex::runtime`) against the
+//!   machine's core-to-core floor and the bare engine: open-loop round-trip latency, pipelined
+//!   throughput, and one shard against two.
 //!
 //! Floating point is used freely here (the generators and the statistics), never in the engine.
 
@@ -22,5 +25,6 @@ pub mod compare;
 pub mod fills;
 pub mod report;
 pub mod runner;
+pub mod runtime;
 pub mod suite;
 pub mod workload;
