@@ -1074,22 +1074,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         }
         if self.ledger.is_exclusive() {
             self.ledger.for_each_account(&mut |portfolio_id, a| {
-                for value in [
-                    i64::from(portfolio_id),
-                    a.cash_micros,
-                    a.reserved_micros,
-                    a.margin_micros,
-                    a.fees_paid_micros,
-                    a.realized_pnl_micros,
-                    a.daily_pnl_micros,
-                    a.daily_pnl_day,
-                    a.gross_exposure_micros,
-                    i64::from(a.open_orders),
-                    a.limits.order_notional_max_micros,
-                    a.limits.gross_exposure_max_micros,
-                    i64::from(a.limits.open_orders_max),
-                    a.limits.daily_loss_max_micros,
-                ] {
+                for value in a.hash_words(portfolio_id) {
                     put(value);
                 }
             });

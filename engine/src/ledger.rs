@@ -54,6 +54,27 @@ pub struct Account {
 }
 
 impl Account {
+    /// The account's fields as the state hashes feed them, in a fixed order after the portfolio id.
+    /// One definition for the engine's `state_hash` and the journal tool's combined hash.
+    pub fn hash_words(&self, portfolio_id: PortfolioId) -> [i64; 14] {
+        [
+            i64::from(portfolio_id),
+            self.cash_micros,
+            self.reserved_micros,
+            self.margin_micros,
+            self.fees_paid_micros,
+            self.realized_pnl_micros,
+            self.daily_pnl_micros,
+            self.daily_pnl_day,
+            self.gross_exposure_micros,
+            i64::from(self.open_orders),
+            self.limits.order_notional_max_micros,
+            self.limits.gross_exposure_max_micros,
+            i64::from(self.limits.open_orders_max),
+            self.limits.daily_loss_max_micros,
+        ]
+    }
+
     pub fn available_micros(&self) -> i64 {
         self.cash_micros - self.reserved_micros - self.margin_micros
     }

@@ -64,36 +64,3 @@ fn fast_book_matches_reference_book_on_a_fresh_seed() {
     println!("differential fresh seed: {seed} (rerun with SIMEX_DIFF_SEED={seed})");
     run_differential(seed, 20_000);
 }
-
-#[test]
-#[ignore]
-fn print_stream_statistics() {
-    let instruments = InstrumentTable::default_table();
-    let mut engine = Engine::new(EngineConfig::default(), instruments.clone());
-    let mut generator = StreamGenerator::new(1, &instruments);
-    let mut counts = std::collections::BTreeMap::<String, usize>::new();
-    let mut events = Vec::new();
-    for _ in 0..25_000 {
-        events.clear();
-        engine.apply(&generator.next_command(), &mut events);
-        generator.observe(&events);
-        for e in &events {
-            let key = match e.body {
-                EventBody::Rejected { reason, .. } => format!("rejected {reason:?}"),
-                EventBody::OrderCancelled { reason, .. } => format!("cancelled {reason:?}"),
-                EventBody::OrderAccepted(a) => {
-                    format!("accepted {:?} {:?}", a.kind, a.time_in_force)
-                }
-                EventBody::OrderReplaced { priority_kept, .. } => {
-                    format!("replaced kept={priority_kept}")
-                }
-                ref other => format!("{other:?}").split([' ', '(', '{']).next().unwrap_or("").to_string(),
-            };
-            *counts.entry(key).or_default() += 1;
-        }
-    }
-    for (k, v) in counts {
-        println!("{v:>7} {k}");
-    }
-    println!("open orders at end: {}", engine.open_order_count());
-}

@@ -9,9 +9,10 @@
 //! other replace goes to the back of its new level and may trade on the way; a replace that changes
 //! nothing, and a cancel or replace of an order that is not resting, are rejected.
 
+use super::simex::side;
 use super::{Adapter, Setup};
 use crate::fills::{FillSink, Trade};
-use crate::workload::{Op, Side, Tif, Workload};
+use crate::workload::{Op, Tif, Workload};
 use simex_engine::order::{Handle, NIL};
 use simex_engine::{FastBook, OrderBook};
 
@@ -29,13 +30,6 @@ pub struct BookOnly {
     free: Vec<Handle>,
     /// Handle of each client id's resting order, or `NIL`.
     handles: Vec<Handle>,
-}
-
-fn side(side: Side) -> simex_engine::Side {
-    match side {
-        Side::Buy => simex_engine::Side::Buy,
-        Side::Sell => simex_engine::Side::Sell,
-    }
 }
 
 impl BookOnly {

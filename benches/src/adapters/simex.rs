@@ -12,8 +12,8 @@ use crate::fills::{FillSink, Trade};
 use crate::workload::{Op, Side, Tif, Workload};
 use simex_engine::engine::ORDER_ID_SHARD_SHIFT;
 use simex_engine::{
-    ClientOrderId, Command, CommandBody, Engine, EngineConfig, Event, EventBody, InstrumentTable, NewOrder, OrderId,
-    OrderKind, RiskLimits, SelfTradePolicy, SymbolId, TimeInForce,
+    Command, CommandBody, Engine, EngineConfig, Event, EventBody, InstrumentTable, NewOrder, OrderId, RiskLimits,
+    SelfTradePolicy, SymbolId, TimeInForce,
 };
 
 /// The benchmark's one instrument: the flash1 tick, everything else wide open.
@@ -72,11 +72,28 @@ impl SimexFull {
     }
 }
 
-fn side(side: Side) -> simex_engine::Side {
+pub(crate) fn side(side: Side) -> simex_engine::Side {
     match side {
         Side::Buy => simex_engine::Side::Buy,
         Side::Sell => simex_engine::Side::Sell,
     }
+}
+
+/// A workload's limit order as a simex order (GTC or IOC, no client id, default self-trade policy):
+/// the one translation the full-path adapter and the runtime benchmark share.
+pub(crate) fn new_order(
+    portfolio_id: u32,
+    symbol_id: SymbolId,
+    order_side: Side,
+    tif: Tif,
+    price_ticks: i64,
+    qty_lots: i64,
+) -> NewOrder {
+    let time_in_force = match tif {
+        Tif::Gtc => TimeInForce::Gtc,
+        Tif::Ioc => TimeInForce::Ioc,
+    };
+    NewOrder::limit(portfolio_id, symbol_id, side(order_side), price_ticks, qty_lots).with_tif(time_in_force)
 }
 
 impl Adapter for SimexFull {
@@ -111,22 +128,9 @@ impl Adapter for SimexFull {
     #[inline]
     fn apply<S: FillSink>(&mut self, op: &Op, fills: &mut S) -> bool {
         let body = match *op {
-            Op::New { account, side: order_side, tif, price, qty, .. } => CommandBody::NewOrder(NewOrder {
-                portfolio_id: account,
-                symbol_id: self.symbol_id,
-                side: side(order_side),
-                kind: OrderKind::Limit,
-                price_ticks: price,
-                qty_lots: qty,
-                time_in_force: match tif {
-                    Tif::Gtc => TimeInForce::Gtc,
-                    Tif::Ioc => TimeInForce::Ioc,
-                },
-                expire_at_ns: 0,
-                client_order_id: ClientOrderId::NONE,
-                post_only: false,
-                self_trade_policy: SelfTradePolicy::Default,
-            }),
+            Op::New { account, side: order_side, tif, price, qty, .. } => {
+                CommandBody::NewOrder(new_order(account, self.symbol_id, order_side, tif, price, qty))
+            }
             Op::Cancel { id, account } => {
                 CommandBody::Cancel { portfolio_id: account, order_id: self.order_ids[id as usize] }
             }

@@ -18,13 +18,12 @@
 //! shards were read; it includes sequence numbers and order ids, so it is only comparable between
 //! runs with the same shard layout.
 
-use crate::adapters::simex::{ACCOUNT_CASH_MICROS, INSTRUMENTS_TOML, LIMITS};
-use crate::workload::{Op, Side, Tif, Workload};
+use crate::adapters::simex::{new_order, ACCOUNT_CASH_MICROS, INSTRUMENTS_TOML, LIMITS};
+use crate::workload::{Op, Workload};
 use simex::runtime::{AtomicLedger, RuntimeConfig, ShardEngine, SharedLedger, WaitStrategy};
 use simex_engine::engine::ORDER_ID_SHARD_SHIFT;
 use simex_engine::{
-    ClientOrderId, Command, CommandBody, Engine, EngineConfig, Event, EventBody, InstrumentTable, NewOrder, OrderId,
-    OrderKind, SelfTradePolicy, SymbolId, TimeInForce,
+    Command, CommandBody, Engine, EngineConfig, Event, EventBody, InstrumentTable, OrderId, SelfTradePolicy, SymbolId,
 };
 use std::time::Duration;
 
@@ -103,25 +102,7 @@ impl Translator {
             Op::New { id, account, side, tif, price, qty } => {
                 self.accepted[usize::from(shard)] += 1;
                 ids[id as usize] = (u64::from(shard) << ORDER_ID_SHARD_SHIFT) | self.accepted[usize::from(shard)];
-                CommandBody::NewOrder(NewOrder {
-                    portfolio_id: account,
-                    symbol_id,
-                    side: match side {
-                        Side::Buy => simex_engine::Side::Buy,
-                        Side::Sell => simex_engine::Side::Sell,
-                    },
-                    kind: OrderKind::Limit,
-                    price_ticks: price,
-                    qty_lots: qty,
-                    time_in_force: match tif {
-                        Tif::Gtc => TimeInForce::Gtc,
-                        Tif::Ioc => TimeInForce::Ioc,
-                    },
-                    expire_at_ns: 0,
-                    client_order_id: ClientOrderId::NONE,
-                    post_only: false,
-                    self_trade_policy: SelfTradePolicy::Default,
-                })
+                CommandBody::NewOrder(new_order(account, symbol_id, side, tif, price, qty))
             }
             Op::Cancel { id, account } => CommandBody::Cancel { portfolio_id: account, order_id: ids[id as usize] },
             Op::Replace { id, account, price, qty } => CommandBody::Replace {

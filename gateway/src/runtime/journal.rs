@@ -21,7 +21,7 @@ use simex_engine::codec::{decode_event, encode_event, PAYLOAD_MAX};
 use simex_engine::{Engine, EngineConfig, Event, InstrumentTable};
 use simex_journal::{Durability, JournalConfig, JournalReader, JournalWriter, RecoveryOptions};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Where and how the venue journals.
@@ -120,12 +120,11 @@ pub fn recover_shards(
 pub struct Durable {
     seq: AtomicU64,
     pub(super) shard_waker: Arc<OnceLock<Waker>>,
-    stopped: AtomicBool,
 }
 
 impl Durable {
     pub fn new(seq: u64, shard_waker: Arc<OnceLock<Waker>>) -> Arc<Durable> {
-        Arc::new(Durable { seq: AtomicU64::new(seq), shard_waker, stopped: AtomicBool::new(false) })
+        Arc::new(Durable { seq: AtomicU64::new(seq), shard_waker })
     }
 
     pub fn seq(&self) -> u64 {
@@ -195,7 +194,6 @@ impl WriterThread {
                 continue;
             }
             if self.events.is_abandoned() && self.events.is_empty() {
-                self.durable.stopped.store(true, Ordering::Release);
                 return self.writer;
             }
             let events = &self.events;

@@ -12,8 +12,8 @@
 //!   by symbol id). Orders for a symbol go to its shard; cancels and replaces to the shard encoded in
 //!   the order id; portfolio commands to shard 0; a mass cancel across symbols to every shard.
 //! - **Rings.** One single-producer disruptor ring per (submitter, shard): single-producer rings
-//!   avoid the shared compare-and-swap of a multi-producer ring (about 2.5 times slower when
-//!   measured). The shard polls its rings in its own loop with `EventPoller`, so it owns its thread.
+//!   avoid the compare-and-swap on one shared cursor that every claim on a multi-producer ring
+//!   costs. The shard polls its rings in its own loop with `EventPoller`, so it owns its thread.
 //! - **Money across shards.** All shards share one [`AtomicLedger`]: reservations are
 //!   compare-and-swap, everything else commutative deltas, and events record every outcome.
 //! - **Shutdown.** Drop every `Submitter`, then call [`Runtime::shutdown`]: each shard drains its

@@ -108,8 +108,10 @@ impl ShardThread {
                 match poller.take(POLL_BATCH) {
                     Ok(mut slots) => {
                         worked = true;
+                        // One clock read per command: the moment one command is decided is the
+                        // moment the next one in the batch leaves the queue.
+                        let mut dequeue_ns = self.clock.now_ns();
                         for slot in &mut slots {
-                            let dequeue_ns = self.clock.now_ns();
                             last_timestamp_ns = last_timestamp_ns.max(dequeue_ns);
                             let body = slot.command.expect("published slots carry a command");
                             events.clear();
@@ -118,6 +120,7 @@ impl ShardThread {
                             latency.record(Stage::Ring, slot.ingress_ns, dequeue_ns);
                             latency.record(Stage::MatchRisk, dequeue_ns, decided_ns);
                             let stamps = Stamps { ingress_ns: slot.ingress_ns, dequeue_ns, decided_ns };
+                            dequeue_ns = decided_ns;
                             if let Some(journal) = &mut self.journal {
                                 for (index, event) in events.iter().enumerate() {
                                     let last_of_command = index + 1 == events.len();
