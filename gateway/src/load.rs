@@ -1,7 +1,8 @@
 //! `simex load`: the runtime and its journal under a steady order load.
 //!
 //! On start the runtime recovers every shard from the journal and this prints, per shard, a line
-//! `recovered shard=<k> records=<n> hash=<state hash>`. It then creates its portfolios (already
+//! `recovered shard=<k> snapshot=<seq|none> records=<n> hash=<state hash>` (records replayed after
+//! the snapshot). It then creates its portfolios (already
 //! there after a restart) and sends a mix of resting limits, crossing limits and cancels, round-robin
 //! over the symbols, one command in flight. Each accepted order is printed as `ack <order id>` once
 //! its `Done` arrives: with `sync` durability that is after its events are durable. With `--orders`
@@ -9,7 +10,8 @@
 
 use anyhow::Context;
 use simex::runtime::{
-    Durability, JournalSettings, Response, Runtime, RuntimeConfig, SubmitError, Submitter, WaitStrategy,
+    Durability, JournalSettings, Response, Runtime, RuntimeConfig, SnapshotSettings, SubmitError, Submitter,
+    WaitStrategy,
 };
 use simex_engine::{CommandBody, EventBody, InstrumentTable, NewOrder, OrderId, Side};
 use std::io::Write;
@@ -37,6 +39,18 @@ pub struct LoadArgs {
     /// Start even if a journal is corrupt in the middle, cutting it there.
     #[arg(long)]
     allow_corruption: bool,
+    /// Write a snapshot set every this many records (0: not by count).
+    #[arg(long, default_value_t = SnapshotSettings::default().every_records)]
+    snapshot_every_records: u64,
+    /// Write a snapshot set every this many milliseconds (0: not by time).
+    #[arg(long, default_value_t = SnapshotSettings::default().every_ms)]
+    snapshot_every_ms: u64,
+    /// Write no snapshots at all.
+    #[arg(long)]
+    no_snapshots: bool,
+    /// Keep every journal segment, even those snapshots make redundant.
+    #[arg(long)]
+    keep_journal: bool,
 }
 
 pub fn run(args: LoadArgs) -> anyhow::Result<()> {
@@ -50,6 +64,12 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         durability,
         allow_corruption: args.allow_corruption,
         segment_size_bytes: args.segment_mib << 20,
+        snapshots: (!args.no_snapshots).then(|| SnapshotSettings {
+            every_records: args.snapshot_every_records,
+            every_ms: args.snapshot_every_ms,
+            prune: !args.keep_journal,
+            ..SnapshotSettings::default()
+        }),
         ..JournalSettings::new(&args.journal)
     };
     let config =
@@ -58,7 +78,12 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for shard in started.runtime.recovery() {
-        writeln!(out, "recovered shard={} records={} hash={:016x}", shard.shard, shard.records, shard.state_hash)?;
+        let snapshot = shard.snapshot_seq.map_or("none".to_string(), |seq| seq.to_string());
+        writeln!(
+            out,
+            "recovered shard={} snapshot={snapshot} records={} hash={:016x}",
+            shard.shard, shard.records, shard.state_hash
+        )?;
         for warning in &shard.warnings {
             writeln!(out, "warning shard={} {warning}", shard.shard)?;
         }

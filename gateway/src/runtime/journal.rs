@@ -14,8 +14,9 @@
 //!   journal could lose. With `batch` and `none` responses go out at once.
 
 use super::clock::Clock;
-use super::ledger::SharedLedger;
+use super::ledger::{AtomicLedger, SharedLedger};
 use super::shard::ShardEngine;
+use super::snapshots::{restore_set, SnapshotSettings, Stores};
 use super::wait::{Idle, WaitStrategy, Waker};
 use simex_engine::codec::{decode_event, encode_event, PAYLOAD_MAX};
 use simex_engine::{Engine, EngineConfig, Event, InstrumentTable};
@@ -32,6 +33,8 @@ pub struct JournalSettings {
     pub segment_size_bytes: u64,
     /// Start even if a journal is corrupt in the middle (cutting it there). Off by default.
     pub allow_corruption: bool,
+    /// Periodic snapshot sets; `None` writes none (recovery still uses any it finds).
+    pub snapshots: Option<SnapshotSettings>,
 }
 
 impl JournalSettings {
@@ -41,6 +44,7 @@ impl JournalSettings {
             durability: Durability::Sync,
             segment_size_bytes: 64 << 20,
             allow_corruption: false,
+            snapshots: Some(SnapshotSettings::default()),
         }
     }
 }
@@ -51,40 +55,55 @@ pub enum RecoveryFailure {
     Journal { shard: u16, message: String },
     #[error("journal of shard {shard}: record {seq}: {message}")]
     Record { shard: u16, seq: u64, message: String },
+    #[error("snapshots: {0}")]
+    Snapshots(String),
 }
 
 /// What recovery rebuilt for one shard.
 pub struct RecoveredShard {
     pub engine: ShardEngine,
     pub writer: JournalWriter,
+    /// The sequence of the snapshot the engine was restored from.
+    pub snapshot_seq: Option<u64>,
+    /// Records replayed from the journal (after the snapshot, if any).
     pub records: u64,
     pub warnings: Vec<String>,
 }
 
-/// Recovers every shard's journal into engines sharing `ledger`, in shard order.
+/// What recovery rebuilt: the shared ledger and every shard.
+pub struct Recovered {
+    pub ledger: SharedLedger,
+    pub shards: Vec<RecoveredShard>,
+    /// The snapshot stores, for the snapshotter to write to.
+    pub stores: Stores,
+}
+
+/// Recovers every shard's journal into engines sharing one ledger: from the newest snapshot set that
+/// restores and that the journals continue, then the records after it, in shard order.
 pub fn recover_shards(
     settings: &JournalSettings,
     engine_configs: Vec<EngineConfig>,
     instruments: &InstrumentTable,
-    ledger: &SharedLedger,
+    portfolios_max: usize,
     clock: Clock,
-) -> Result<Vec<RecoveredShard>, RecoveryFailure> {
+) -> Result<Recovered, RecoveryFailure> {
     let config = JournalConfig {
         segment_size_bytes: settings.segment_size_bytes,
         durability: settings.durability,
         ..JournalConfig::default()
     };
-    let mut recovered = Vec::with_capacity(engine_configs.len());
-    for engine_config in engine_configs {
+    // Each journal's tail first: a torn tail is cut, mid-log corruption refuses (unless allowed).
+    let new_epoch = clock.now_ns() as u64;
+    let mut journals = Vec::with_capacity(engine_configs.len());
+    for engine_config in &engine_configs {
         let shard = engine_config.shard_id;
         let fail = |message: String| RecoveryFailure::Journal { shard, message };
-        let mut engine: ShardEngine = Engine::with_ledger(engine_config, instruments.clone(), ledger.clone());
         let shard_dir = simex_journal::shard_dir(&settings.root, u32::from(shard));
         let has_segments = std::fs::read_dir(&shard_dir)
             .map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "seg")))
             .unwrap_or(false);
         let mut warnings = Vec::new();
-        let (writer, records) = if has_segments {
+        let journal = if has_segments {
             let options = RecoveryOptions { epoch: None, allow_corruption: settings.allow_corruption };
             let report =
                 simex_journal::recover(&settings.root, u32::from(shard), &options).map_err(|e| fail(e.to_string()))?;
@@ -94,26 +113,91 @@ pub fn recover_shards(
             if let Some(problem) = &report.corruption {
                 warnings.push(format!("cut the journal at corruption (allowed): {problem}"));
             }
-            let mut reader =
-                JournalReader::open(&settings.root, u32::from(shard), report.epoch).map_err(|e| fail(e.to_string()))?;
-            let mut records = 0u64;
-            while let Some(record) = reader.next_record().map_err(|e| fail(e.to_string()))? {
+            let writer = JournalWriter::open_for_append(&report, config.clone()).map_err(|e| fail(e.to_string()))?;
+            (writer, Some(report))
+        } else {
+            let writer = JournalWriter::create(&settings.root, u32::from(shard), new_epoch, config.clone())
+                .map_err(|e| fail(e.to_string()))?;
+            (writer, None)
+        };
+        journals.push((journal, warnings));
+    }
+
+    let epochs: Vec<(u32, u64)> =
+        journals.iter().zip(&engine_configs).map(|(((w, _), _), c)| (u32::from(c.shard_id), w.epoch())).collect();
+    let keep = settings.snapshots.as_ref().map_or(2, |s| s.keep.max(2));
+    let stores = Stores::open(&settings.root, &epochs, keep).map_err(|e| RecoveryFailure::Snapshots(e.to_string()))?;
+    let verified = stores.verified().map_err(|e| RecoveryFailure::Snapshots(e.to_string()))?;
+    let mut set_warnings = Vec::new();
+    for path in stores.remove_incomplete(&verified) {
+        set_warnings.push(format!("removed {} (its snapshot set was never completed)", path.display()));
+    }
+
+    // The newest set every journal continues and that restores.
+    let last_seqs: Vec<u64> =
+        journals.iter().map(|((_, report), _)| report.as_ref().and_then(|r| r.last_seq()).unwrap_or(0)).collect();
+    let config_of = |shard: u32| engine_configs[shard as usize].clone();
+    let mut start = None;
+    for set in verified.sets() {
+        let behind = set.shards.iter().find(|(&shard, member)| member.last_seq > last_seqs[shard as usize]);
+        if let Some((shard, member)) = behind {
+            set_warnings.push(format!(
+                "not using the snapshot set of {} ns: it holds shard {shard} up to record {}, its journal ends at {}",
+                set.timestamp_ns, member.last_seq, last_seqs[*shard as usize]
+            ));
+            continue;
+        }
+        match restore_set(&set, config_of, instruments, portfolios_max) {
+            Ok((ledger, engines)) => {
+                start = Some((ledger, engines));
+                break;
+            }
+            Err(why) => set_warnings.push(format!("not using the snapshot set of {} ns: {why}", set.timestamp_ns)),
+        }
+    }
+    let (ledger, mut engines) = match start {
+        Some((ledger, engines)) => (ledger, engines.into_values().map(Some).collect::<Vec<_>>()),
+        None => (SharedLedger(AtomicLedger::new(portfolios_max)), engine_configs.iter().map(|_| None).collect()),
+    };
+
+    // Replay what follows, shard 0 first: it holds the portfolio commands, and every other shard's
+    // effect on the shared ledger is a commutative delta.
+    let mut recovered = Vec::with_capacity(journals.len());
+    for (index, ((writer, report), mut warnings)) in journals.into_iter().enumerate() {
+        let engine_config = engine_configs[index].clone();
+        let shard = engine_config.shard_id;
+        if index == 0 {
+            warnings.append(&mut set_warnings);
+        }
+        let fail = |message: String| RecoveryFailure::Journal { shard, message };
+        let (mut engine, snapshot_seq) = match engines[index].take() {
+            Some(engine) => {
+                let seq = engine.last_seq();
+                (engine, Some(seq))
+            }
+            None => (Engine::with_ledger(engine_config, instruments.clone(), ledger.clone()), None),
+        };
+        let mut records = 0u64;
+        if let Some(report) = &report {
+            let from_seq = snapshot_seq.map_or(1, |seq| seq + 1);
+            let mut reader = JournalReader::open_from(&settings.root, u32::from(shard), report.epoch, from_seq)
+                .map_err(|e| fail(e.to_string()))?;
+            while let Some(record) = reader.next_record().map_err(|e| match e {
+                simex_journal::ReadError::SeqNotAvailable { first_available, .. } => fail(format!(
+                    "the journal starts at record {first_available} (older segments were pruned) and no snapshot \
+                     set restores the state before it"
+                )),
+                other => fail(other.to_string()),
+            })? {
                 let event = decode_event(record.record_type, record.seq, record.timestamp_ns, record.payload)
                     .map_err(|e| RecoveryFailure::Record { shard, seq: record.seq, message: e.to_string() })?;
                 engine.replay(&event);
                 records += 1;
             }
-            let writer = JournalWriter::open_for_append(&report, config.clone()).map_err(|e| fail(e.to_string()))?;
-            (writer, records)
-        } else {
-            let epoch = clock.now_ns() as u64;
-            let writer = JournalWriter::create(&settings.root, u32::from(shard), epoch, config.clone())
-                .map_err(|e| fail(e.to_string()))?;
-            (writer, 0)
-        };
-        recovered.push(RecoveredShard { engine, writer, records, warnings });
+        }
+        recovered.push(RecoveredShard { engine, writer, snapshot_seq, records, warnings });
     }
-    Ok(recovered)
+    Ok(Recovered { ledger, shards: recovered, stores })
 }
 
 /// The last sequence of a shard known durable, and who to wake when it moves.

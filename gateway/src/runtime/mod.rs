@@ -27,6 +27,8 @@ mod latency;
 mod ledger;
 mod message;
 mod shard;
+mod snapshots;
+mod snapshotter;
 mod submitter;
 mod wait;
 
@@ -38,6 +40,7 @@ pub use ledger::{AtomicLedger, SharedLedger};
 pub use message::{InboundSlot, Response, Stamps, TappedEvent, Ticket};
 pub use shard::ShardEngine;
 pub use simex_journal::Durability;
+pub use snapshots::{complete_sets, restore_set, SnapshotSet, SnapshotSettings, Stores, LEDGER_SNAPSHOT_SHARD};
 pub use submitter::{Route, SubmitError, Submitter};
 pub use wait::{Idle, WaitStrategy, Waker};
 
@@ -45,6 +48,8 @@ use disruptor::{build_single_producer, BusySpin};
 use journal::{recover_shards, WriterThread};
 use shard::{ShardJournal, ShardThread};
 use simex_engine::{Engine, EngineConfig, InstrumentTable};
+use snapshotter::Snapshotter;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
@@ -52,6 +57,7 @@ use std::thread::JoinHandle;
 pub struct Runtime {
     shards: Vec<JoinHandle<ShardEngine>>,
     writers: Vec<JoinHandle<simex_journal::JournalWriter>>,
+    snapshotter: Option<(JoinHandle<Snapshotter>, Arc<AtomicBool>)>,
     recovery: Vec<ShardRecovery>,
     ledger: Arc<AtomicLedger>,
     latency_in: Vec<rtrb::Consumer<StageHistograms>>,
@@ -65,7 +71,9 @@ pub struct Runtime {
 #[derive(Clone, Debug)]
 pub struct ShardRecovery {
     pub shard: u16,
-    /// Journal records replayed.
+    /// The sequence of the snapshot the shard was restored from, if any.
+    pub snapshot_seq: Option<u64>,
+    /// Journal records replayed (after the snapshot, if any).
     pub records: u64,
     /// The shard's state hash after recovery.
     pub state_hash: u64,
@@ -124,7 +132,6 @@ impl Runtime {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let wait = effective_wait(&config, cores.len());
         let clock = Clock::start();
-        let ledger = AtomicLedger::new(config.portfolios_max);
 
         let shards = config.shards;
         let mut submitter_rings: Vec<Vec<_>> = (0..config.submitters).map(|_| Vec::with_capacity(shards)).collect();
@@ -140,31 +147,48 @@ impl Runtime {
                 ..config.engine.clone()
             })
             .collect();
-        let shared = SharedLedger(ledger.clone());
         let mut recovery = Vec::new();
-        let mut engines: Vec<(ShardEngine, Option<simex_journal::JournalWriter>)> = match &config.journal {
-            Some(settings) => recover_shards(settings, engine_configs, &instruments, &shared, clock)?
-                .into_iter()
-                .map(|recovered| {
-                    recovery.push(ShardRecovery {
-                        shard: recovered.engine.shard_id(),
-                        records: recovered.records,
-                        state_hash: recovered.engine.state_hash(),
-                        warnings: recovered.warnings,
-                    });
-                    (recovered.engine, Some(recovered.writer))
-                })
-                .collect(),
-            None => engine_configs
-                .into_iter()
-                .map(|c| (Engine::with_ledger(c, instruments.clone(), shared.clone()), None))
-                .collect(),
-        };
+        let mut stores = None;
+        let (ledger, mut engines): (SharedLedger, Vec<(ShardEngine, Option<simex_journal::JournalWriter>)>) =
+            match &config.journal {
+                Some(settings) => {
+                    let recovered =
+                        recover_shards(settings, engine_configs, &instruments, config.portfolios_max, clock)?;
+                    stores = Some(recovered.stores);
+                    let engines = recovered
+                        .shards
+                        .into_iter()
+                        .map(|shard| {
+                            recovery.push(ShardRecovery {
+                                shard: shard.engine.shard_id(),
+                                snapshot_seq: shard.snapshot_seq,
+                                records: shard.records,
+                                state_hash: shard.engine.state_hash(),
+                                warnings: shard.warnings,
+                            });
+                            (shard.engine, Some(shard.writer))
+                        })
+                        .collect();
+                    (recovered.ledger, engines)
+                }
+                None => {
+                    let shared = SharedLedger(AtomicLedger::new(config.portfolios_max));
+                    let engines = engine_configs
+                        .into_iter()
+                        .map(|c| (Engine::with_ledger(c, instruments.clone(), shared.clone()), None))
+                        .collect();
+                    (shared, engines)
+                }
+            };
         for warning in recovery.iter().flat_map(|r| r.warnings.iter().map(move |w| (r.shard, w))) {
             tracing::warn!(shard = warning.0, "{}", warning.1);
         }
         engines.reverse();
         let (mut latency_in, mut latency_return) = (Vec::new(), Vec::new());
+        let snapshot_settings = config.journal.as_ref().and_then(|j| j.snapshots.clone());
+        let (barrier, sides, parts) = snapshotter::barrier(shards);
+        let mut sides = sides.into_iter();
+        let mut durables = Vec::with_capacity(shards);
 
         for shard in 0..shards {
             let mut pollers = Vec::with_capacity(config.submitters);
@@ -212,6 +236,7 @@ impl Runtime {
                     .spawn(move || thread.run())
                     .expect("spawning a journal writer thread");
                 writers.push(handle);
+                durables.push(durable.clone());
                 ShardJournal { events, durable, gate }
             });
             let thread = ShardThread {
@@ -226,6 +251,7 @@ impl Runtime {
                 wait,
                 core: (config.pin && !cores.is_empty()).then(|| cores[shard % cores.len()]),
                 clock,
+                snapshots: sides.next().filter(|_| journal.is_some() && snapshot_settings.is_some()),
                 waker,
                 journal,
             };
@@ -236,6 +262,29 @@ impl Runtime {
             threads.push(handle);
         }
 
+        let snapshotter = match (snapshot_settings, stores) {
+            (Some(settings), Some(stores)) => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let thread = Snapshotter {
+                    settings,
+                    stores,
+                    barrier,
+                    parts,
+                    durable: durables,
+                    shard_wakers: wakers.clone(),
+                    ledger: ledger.clone(),
+                    clock,
+                    stop: stop.clone(),
+                    records_at_last_set: recovery.iter().filter_map(|r| r.snapshot_seq).sum(),
+                };
+                let handle = std::thread::Builder::new()
+                    .name("simex-snapshots".to_string())
+                    .spawn(move || thread.run())
+                    .expect("spawning the snapshot thread");
+                Some((handle, stop))
+            }
+            _ => None,
+        };
         let submitters = submitter_rings
             .into_iter()
             .zip(submitter_responses)
@@ -261,8 +310,9 @@ impl Runtime {
         let runtime = Runtime {
             shards: threads,
             writers,
+            snapshotter,
             recovery,
-            ledger,
+            ledger: ledger.0,
             latency_in,
             latency_return,
             latency_by_shard: (0..shards).map(|_| StageHistograms::default()).collect(),
@@ -307,13 +357,20 @@ impl Runtime {
     /// Waits for every shard to drain and stop (all submitters must have been dropped), joining them
     /// in order; returns their engines.
     pub fn shutdown(mut self) -> Vec<ShardEngine> {
-        let engines = std::mem::take(&mut self.shards)
+        if let Some((_, stop)) = &self.snapshotter {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+        }
+        let engines: Vec<ShardEngine> = std::mem::take(&mut self.shards)
             .into_iter()
             .map(|handle| handle.join().expect("a shard panic aborts the process"))
             .collect();
         // The shards dropped their journal rings on the way out: each writer drains, commits, stops.
         for writer in std::mem::take(&mut self.writers) {
             writer.join().expect("a journal failure aborts the process");
+        }
+        if let Some((handle, _)) = self.snapshotter.take() {
+            let snapshotter = handle.join().expect("the snapshot thread does not panic");
+            snapshotter.write_final_set(&engines);
         }
         self.collect_latency();
         engines

@@ -16,6 +16,7 @@ use super::journal::{Durable, JournalEntry};
 use super::latency::{Stage, StageHistograms};
 use super::ledger::SharedLedger;
 use super::message::{InboundSlot, Response, Stamps, TappedEvent};
+use super::snapshotter::ShardSide;
 use super::wait::{Idle, WaitStrategy, Waker};
 use disruptor::{EventPoller, Polling, SingleProducerBarrier};
 use simex_engine::{Command, Engine, Event, FastBook};
@@ -44,6 +45,8 @@ pub(super) struct ShardThread {
     pub clock: Clock,
     pub waker: Arc<OnceLock<Waker>>,
     pub journal: Option<ShardJournal>,
+    /// This shard's end of the snapshot barrier (with a journal and snapshots configured).
+    pub snapshots: Option<ShardSide>,
 }
 
 /// The shard's end of its journal writer.
@@ -100,6 +103,9 @@ impl ShardThread {
         let mut pending: VecDeque<Pending> = VecDeque::with_capacity(PENDING_MAX);
 
         while open_count > 0 {
+            if let Some(snapshots) = self.snapshots.as_mut().filter(|s| s.is_requested()) {
+                snapshots.take_part(&self.engine, waker, self.wait);
+            }
             let mut worked = self.release(&mut pending);
             for (index, poller) in self.pollers.iter_mut().enumerate() {
                 if !open[index] || pending.len() + 2 * POLL_BATCH as usize * 16 > PENDING_MAX {
@@ -162,7 +168,9 @@ impl ShardThread {
                 let pollers = &self.pollers;
                 let durable_seq = self.journal.as_ref().map_or(u64::MAX, |j| j.durable.seq());
                 let releasable = pending.front().is_some_and(|p| p.required_seq <= durable_seq);
-                idle.wait(waker, || releasable || pollers.iter().any(|p| p.has_available()));
+                let snapshots = &self.snapshots;
+                let snapshot = || snapshots.as_ref().is_some_and(ShardSide::is_requested);
+                idle.wait(waker, || releasable || snapshot() || pollers.iter().any(|p| p.has_available()));
                 since_check = HANDOVER_CHECK_EVERY;
             }
             if since_check >= HANDOVER_CHECK_EVERY {
@@ -173,6 +181,9 @@ impl ShardThread {
                     self.hand_over(&mut latency);
                 }
             }
+        }
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.exit();
         }
         // Every submitter is gone; the last results wait for the journal, then the journal ring is
         // closed (by dropping it) so the writer drains, commits and stops.

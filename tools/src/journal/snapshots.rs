@@ -1,21 +1,17 @@
 //! Snapshot files: verified one by one, grouped into sets that restore together, and restored.
 //!
-//! A shard's engine snapshot does not contain portfolio money: that lives in the ledger all shards
-//! share, which is snapshotted separately under the pseudo-shard [`LEDGER_SNAPSHOT_SHARD`]. A state
-//! can therefore only be restored from a *set*: one ledger snapshot and one engine snapshot per
-//! shard, all taken at the same moment. The files carry no link to each other except their header
-//! timestamp, so a set is a ledger snapshot together with, for every shard, a snapshot with the same
-//! `timestamp_ns`. `simex-journal snapshot` writes sets that way; the ledger snapshot's sequence
-//! (its file name) is the sum of the shards' sequences, which grows with every record so the
-//! newest set sorts last.
+//! A state is restored from a *set*: one ledger snapshot (pseudo-shard [`LEDGER_SNAPSHOT_SHARD`]) and
+//! one engine snapshot per shard with the same header timestamp. What a set is, and how one is
+//! restored, is the venue's own definition (`simex::runtime`'s snapshot sets), used here unchanged,
+//! so the tool restores exactly what the venue would. This module adds the per-file report.
 //!
 //! Each file is checked with `SnapshotStore::verify` (header, shard, epoch, name, length, payload
 //! checksum). The ledger's snapshots carry the epoch of shard 0's journal.
 
 use super::venue::{Venue, LEDGER_SNAPSHOT_SHARD};
 use super::{catch_engine, ToolError};
-use simex::runtime::{AtomicLedger, ShardEngine, SharedLedger};
-use simex_engine::restore_ledger;
+pub use simex::runtime::SnapshotSet;
+use simex::runtime::{complete_sets, restore_set, AtomicLedger, ShardEngine, SharedLedger};
 use simex_journal::format::{HeaderFault, SnapshotHeader, SNAPSHOT_HEADER_LEN};
 use simex_journal::{snapshot_dir, Snapshot, SnapshotConfig, SnapshotError, SnapshotFault, SnapshotStore};
 use std::collections::BTreeMap;
@@ -122,39 +118,15 @@ fn first_header_epoch(dir: &Path) -> Option<u64> {
     })
 }
 
-/// A ledger snapshot and one engine snapshot per shard, taken at the same moment.
-#[derive(Debug)]
-pub struct SnapshotSet<'a> {
-    pub timestamp_ns: i64,
-    pub ledger: &'a Snapshot,
-    pub shards: BTreeMap<u32, &'a Snapshot>,
-}
-
 /// Every complete set, newest first.
 pub fn sets<'a>(
     ledger: &'a StoreReport,
     shards: &'a BTreeMap<u32, StoreReport>,
     shard_ids: &[u32],
 ) -> Vec<SnapshotSet<'a>> {
-    let mut found = Vec::new();
-    for ledger_snapshot in ledger.valid().collect::<Vec<_>>().into_iter().rev() {
-        let timestamp_ns = ledger_snapshot.timestamp_ns;
-        let mut members = BTreeMap::new();
-        for &shard in shard_ids {
-            let member =
-                shards.get(&shard).and_then(|report| report.valid().filter(|s| s.timestamp_ns == timestamp_ns).last());
-            match member {
-                Some(snapshot) => {
-                    members.insert(shard, snapshot);
-                }
-                None => break,
-            }
-        }
-        if members.len() == shard_ids.len() {
-            found.push(SnapshotSet { timestamp_ns, ledger: ledger_snapshot, shards: members });
-        }
-    }
-    found
+    let ledger: Vec<&Snapshot> = ledger.valid().collect();
+    let shards = shards.iter().map(|(&k, report)| (k, report.valid().collect())).collect();
+    complete_sets(&ledger, &shards, shard_ids)
 }
 
 /// Reads and verifies the ledger's and every shard's snapshots.
@@ -175,19 +147,6 @@ pub fn new_ledger() -> SharedLedger {
 
 /// Builds the shared ledger and every shard's engine from a set. The error says which file refused.
 pub fn restore(venue: &Venue, set: &SnapshotSet) -> Result<(SharedLedger, BTreeMap<u32, ShardEngine>), String> {
-    let mut ledger = new_ledger();
-    let restored = catch_engine(|| restore_ledger(&mut ledger, &set.ledger.bytes))
-        .and_then(|result| result.map_err(|e| e.to_string()));
-    restored.map_err(|e| format!("ledger snapshot {}: {e}", set.ledger.path.display()))?;
-    let mut engines = BTreeMap::new();
-    for (&shard, snapshot) in &set.shards {
-        let config = venue.engine_config(shard);
-        let built = catch_engine(|| {
-            ShardEngine::from_snapshot(config, venue.instruments.clone(), ledger.clone(), &snapshot.bytes)
-        })
-        .and_then(|result| result.map_err(|e| e.to_string()));
-        let engine = built.map_err(|e| format!("snapshot {}: {e}", snapshot.path.display()))?;
-        engines.insert(shard, engine);
-    }
-    Ok((ledger, engines))
+    catch_engine(|| restore_set(set, |shard| venue.engine_config(shard), &venue.instruments, PORTFOLIOS_MAX))
+        .and_then(|result| result)
 }

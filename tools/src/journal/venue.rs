@@ -30,8 +30,7 @@ use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// The snapshot store id under which the shared ledger's snapshots are kept.
-pub const LEDGER_SNAPSHOT_SHARD: u32 = 65_535;
+pub use simex::runtime::LEDGER_SNAPSHOT_SHARD;
 /// The configuration file the venue may leave in its journal root.
 pub const VENUE_FILE: &str = "venue.toml";
 

@@ -2,11 +2,10 @@
 //!
 //! Useful before pruning by hand, after a recovery that replayed a long journal, or to check that a
 //! journal's state can be snapshotted and restored at all. The set is one engine snapshot per shard
-//! (`Engine::snapshot_bytes`) and one of the shared ledger (`ledger_snapshot_bytes`, under the
-//! pseudo-shard 65535), all written through the journal's `SnapshotStore` (temporary file, fsync,
-//! rename, directory fsync; older snapshots beyond the newest two are pruned) with the same
-//! timestamp: the time of the newest record replayed. That shared timestamp is what makes them a
-//! set (see `snapshots`). The ledger snapshot's sequence is the sum of the shards' sequences.
+//! (`Engine::snapshot_bytes`) and one of the shared ledger with the set's manifest (under the
+//! pseudo-shard 65535), written exactly as the venue writes its own sets (`simex::runtime::Stores`:
+//! temporary file, fsync, rename, directory fsync; a shard whose newest snapshot is already at its
+//! last sequence keeps it), stamped with the time of the newest record replayed.
 //!
 //! Before writing, the engines must pass `check_invariants`: a journal cut in the middle of a
 //! command (a torn tail between an accepted order and its fills) leaves a state no snapshot may
@@ -14,12 +13,14 @@
 
 use super::progress::Progress;
 use super::replay::{resolve, Replayer};
-use super::venue::{Venue, LEDGER_SNAPSHOT_SHARD};
+use super::venue::Venue;
 use super::{catch_engine, ToolError, EXIT_OK};
 use crate::out;
 use crate::script::time::format_rfc3339;
+use simex::runtime::Stores;
 use simex_engine::ledger_snapshot_bytes;
-use simex_journal::{SnapshotConfig, SnapshotError, SnapshotStore};
+use simex_journal::snapshot::snapshot_file_name;
+use simex_journal::{SnapshotConfig, SnapshotError};
 use std::io::Write;
 
 fn store_error(error: SnapshotError) -> ToolError {
@@ -63,29 +64,29 @@ pub fn run(venue: &Venue, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8
         })?;
     }
     out!(out, "replayed {} up to {}", venue.root.display(), format_rfc3339(timestamp_ns))?;
-    let mut seq_sum = 0u64;
-    for (shard, (_, epoch)) in replayer.shards.iter().zip(&epochs) {
-        let store =
-            SnapshotStore::open(&venue.root, shard.shard, *epoch, SnapshotConfig::default()).map_err(store_error)?;
-        let bytes = shard.engine.snapshot_bytes();
-        let last_seq = shard.engine.last_seq();
-        seq_sum += last_seq;
-        let info = store.write(last_seq, timestamp_ns, &bytes).map_err(store_error)?;
+    let stores = Stores::open(&venue.root, &epochs, SnapshotConfig::default().keep).map_err(store_error)?;
+    let parts: Vec<(u32, u64, Vec<u8>)> =
+        replayer.shards.iter().map(|s| (s.shard, s.engine.last_seq(), s.engine.snapshot_bytes())).collect();
+    let members =
+        stores.write_set(timestamp_ns, &parts, &ledger_snapshot_bytes(&replayer.ledger)).map_err(store_error)?;
+    for (member, shard) in members.iter().zip(&replayer.shards) {
+        let written = if member.timestamp_ns == timestamp_ns { "wrote" } else { "kept" };
         out!(
             out,
-            "wrote {} (shard {}, sequence {last_seq}, {} bytes, state hash {:016x})",
-            info.path.display(),
-            shard.shard,
-            bytes.len(),
+            "{written} {} (shard {}, sequence {}, state hash {:016x})",
+            stores.shards[&member.shard].dir().join(snapshot_file_name(member.last_seq)).display(),
+            member.shard,
+            member.last_seq,
             shard.engine.state_hash()
         )?;
     }
-    let ledger_epoch = epochs.first().map_or(0, |(_, epoch)| *epoch);
-    let store = SnapshotStore::open(&venue.root, LEDGER_SNAPSHOT_SHARD, ledger_epoch, SnapshotConfig::default())
-        .map_err(store_error)?;
-    let bytes = ledger_snapshot_bytes(&replayer.ledger);
-    let info = store.write(seq_sum, timestamp_ns, &bytes).map_err(store_error)?;
-    out!(out, "wrote {} (ledger, {} accounts, {} bytes)", info.path.display(), replayer.accounts().len(), bytes.len())?;
+    let seq_sum: u64 = members.iter().map(|m| m.last_seq).sum();
+    out!(
+        out,
+        "wrote {} (ledger and set manifest, {} accounts)",
+        stores.ledger.dir().join(snapshot_file_name(seq_sum)).display(),
+        replayer.accounts().len()
+    )?;
     out!(out, "snapshot set at {}: combined hash {:016x}", format_rfc3339(timestamp_ns), replayer.combined_hash())?;
     Ok(EXIT_OK)
 }
