@@ -16,6 +16,8 @@
 //! - [`runtime`] is the second benchmark: the threaded runtime (`simex::runtime`) against the
 //!   machine's core-to-core floor and the bare engine: open-loop round-trip latency, pipelined
 //!   throughput, and one shard against two.
+//! - [`recovery`] is the third: start-up time of a journaled venue on a long journal, with and
+//!   without a snapshot set.
 //!
 //! Floating point is used freely here (the generators and the statistics), never in the engine.
 
@@ -24,6 +26,7 @@ pub mod alloc_counter;
 pub mod compare;
 pub mod fills;
 pub mod report;
+pub mod recovery;
 pub mod runner;
 pub mod runtime;
 pub mod suite;
