@@ -223,3 +223,36 @@ fn the_live_feed_survives_bad_ticks_reconnects_resubscribes_and_marks_silence_st
     assert_eq!(engine.reference_price(msft), Some(42_050));
     assert_eq!(status.freshness(aapl).map(|f| f.last_tick_ns), Some(2_000_000_000));
 }
+
+#[test]
+fn a_tiny_ring_slows_the_pump_down_but_loses_and_reorders_nothing() {
+    let path = std::env::temp_dir().join(format!("simex-feeds-backpressure-{}.csv", std::process::id()));
+    let rows: String = (1..=3_000).map(|i| format!("{i},AAPL,{}.{:02},1\n", 100 + i / 100, i % 100)).collect();
+    std::fs::write(&path, format!("timestamp_ms,symbol,price,size\n{rows}")).unwrap();
+    let config = FeedConfig::from_toml(&format!(
+        "[pump]\nchannel_ticks = 2\nbusy_backoff_max_us = 50\n[[files]]\npath = \"{}\"\nformat = \"trades\"\npace = \"fast\"\n",
+        path.display()
+    ))
+    .unwrap();
+    let instruments = InstrumentTable::default_table();
+    let runtime_config =
+        RuntimeConfig { inbound_ring_slots: 2, taps: vec!["prices".into()], ..RuntimeConfig::default() };
+    let mut started = Runtime::start(runtime_config, instruments.clone()).unwrap();
+    let handle = feeds::spawn(&config, &instruments, started.submitters.pop().unwrap()).unwrap();
+    let status = handle.status().clone();
+    drop(handle.join());
+    let engine = started.runtime.shutdown().remove(0);
+    std::fs::remove_file(&path).unwrap();
+
+    assert_eq!(status.count(Counter::Submitted), 3_000);
+    assert_eq!(engine.reference_price(symbol_id("AAPL")), Some(13_000));
+    // The tap saw every price, in the order of the file.
+    let mut tap = started.taps.pop().unwrap();
+    let mut prices = Vec::new();
+    while let Some(tapped) = tap.poll() {
+        if let simex_engine::EventBody::ReferencePriceSet { price_ticks, .. } = tapped.event.body {
+            prices.push(price_ticks);
+        }
+    }
+    assert_eq!(prices, (1..=3_000).map(|i| 10_000 + i).collect::<Vec<i64>>());
+}

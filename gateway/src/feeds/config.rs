@@ -37,6 +37,14 @@ impl FeedConfig {
     pub fn from_toml(text: &str) -> Result<FeedConfig, FeedConfigError> {
         Ok(toml::from_str(text)?)
     }
+
+    pub fn from_file(path: &std::path::Path) -> Result<FeedConfig, FeedConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| FeedConfigError::Invalid {
+            source_name: "configuration",
+            problem: format!("{}: {error}", path.display()),
+        })?;
+        FeedConfig::from_toml(&text)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +53,6 @@ pub enum FeedConfigError {
     Toml(#[from] toml::de::Error),
     #[error("{source_name} feed: symbol {symbol}: {problem}")]
     Symbol { source_name: &'static str, symbol: String, problem: String },
-    #[error("{source_name} feed: {problem}")]
+    #[error("{source_name}: {problem}")]
     Invalid { source_name: &'static str, problem: String },
 }

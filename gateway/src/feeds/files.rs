@@ -20,8 +20,8 @@
 //! the close carries the rest, so the four add up to the bar's volume.
 //!
 //! # Pace
-//! `recorded` waits the recorded time between consecutive rows, `x<k>` (e.g. `x10`, `x0.5`) waits
-//! that time divided by `k`, and `fast` does not wait. Waits go through a [`Sleeper`], so tests
+//! `recorded` sends each row when as much time has passed since the first row as was recorded,
+//! `x<k>` (e.g. `x10`, `x0.5`) when that time divided by `k` has, and `fast` at once. Waits go through a [`Sleeper`], so tests
 //! observe the pacing without sleeping it.
 
 use super::config::FeedConfigError;
@@ -344,11 +344,13 @@ pub fn run<R: Read>(
     sender: &tokio::sync::mpsc::Sender<Tick>,
     status: &FeedStatus,
 ) {
-    let mut previous_ns: Option<i64> = None;
+    // Recorded time since the first row; a row older than the latest one does not wait.
+    let (mut first_ns, mut latest_ns) = (None, i64::MIN);
     while let Some(tick) = source.next_tick(status) {
-        let recorded_ns = previous_ns.map_or(0, |previous| tick.timestamp_ns.saturating_sub(previous).max(0) as u64);
-        previous_ns = Some(previous_ns.map_or(tick.timestamp_ns, |previous| previous.max(tick.timestamp_ns)));
-        if !sleeper.sleep_ns(pace.wait_ns(recorded_ns)) || sender.blocking_send(tick).is_err() {
+        let first_ns = *first_ns.get_or_insert(tick.timestamp_ns);
+        latest_ns = latest_ns.max(tick.timestamp_ns);
+        let recorded_ns = latest_ns.saturating_sub(first_ns).max(0) as u64;
+        if !sleeper.sleep_until_ns(pace.wait_ns(recorded_ns)) || sender.blocking_send(tick).is_err() {
             return;
         }
         status.add(Counter::Ticks, 1);
@@ -483,12 +485,12 @@ mod tests {
                 sent += 1;
             }
             assert_eq!(sent, 4);
-            waits.push(sleeper.waits_ns.lock().unwrap().clone());
+            waits.push(sleeper.offsets_ns.lock().unwrap().clone());
         }
         let ms = 1_000_000;
-        assert_eq!(waits[0], [0, 1000 * ms, 0, 500 * ms]);
-        assert_eq!(waits[1], [0, 250 * ms, 0, 125 * ms]);
-        assert_eq!(waits[2], [0, 2000 * ms, 0, 1000 * ms]);
+        assert_eq!(waits[0], [0, 1000 * ms, 1000 * ms, 1500 * ms]);
+        assert_eq!(waits[1], [0, 250 * ms, 250 * ms, 375 * ms]);
+        assert_eq!(waits[2], [0, 2000 * ms, 2000 * ms, 3000 * ms]);
         assert_eq!(waits[3], [0, 0, 0, 0]);
         assert!(Pace::try_from("x0".to_string()).is_err());
         assert!(Pace::try_from("slow".to_string()).is_err());

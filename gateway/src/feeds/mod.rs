@@ -88,13 +88,13 @@ pub fn spawn(
     if let Some(synthetic) = &config.synthetic {
         let start_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
         let source = SyntheticSource::new(synthetic, instruments, start_ns)?;
-        let sleeper = RealSleeper { stop: stop.clone() };
+        let sleeper = RealSleeper::new(stop.clone());
         let (sender, status) = (sender.clone(), status.clone());
         bodies.push(("simex-feed-synthetic", Box::new(move || synthetic::run(source, sleeper, &sender, &status))));
     }
     for file in &config.files {
         let source = FileSource::open(file, instruments)?;
-        let (pace, sleeper) = (file.pace, RealSleeper { stop: stop.clone() });
+        let (pace, sleeper) = (file.pace, RealSleeper::new(stop.clone()));
         let (sender, status) = (sender.clone(), status.clone());
         bodies.push(("simex-feed-file", Box::new(move || files::run(source, pace, sleeper, &sender, &status))));
     }

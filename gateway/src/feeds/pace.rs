@@ -69,35 +69,50 @@ impl StopSignal {
     }
 }
 
-/// How a source waits between ticks.
+/// How a source waits for the moment of its next tick.
+///
+/// Moments are offsets from the source's first tick, not gaps between ticks, so oversleeping one
+/// wait does not delay every later tick: the schedule does not drift.
 pub trait Sleeper: Send {
-    /// Waits `duration_ns`; returns `false` if the feed was stopped meanwhile (the source ends).
-    fn sleep_ns(&mut self, duration_ns: u64) -> bool;
+    /// Waits until `offset_ns` after the first call; returns `false` if the feed was stopped
+    /// meanwhile (the source ends).
+    fn sleep_until_ns(&mut self, offset_ns: u64) -> bool;
 }
 
 /// Sleeps for real, waking early when stopped.
 pub struct RealSleeper {
-    pub stop: StopSignal,
+    stop: StopSignal,
+    start: Option<Instant>,
 }
 
-impl Sleeper for RealSleeper {
-    fn sleep_ns(&mut self, duration_ns: u64) -> bool {
-        if duration_ns == 0 {
-            return !self.stop.is_stopped();
-        }
-        !self.stop.wait_timeout(Duration::from_nanos(duration_ns))
+impl RealSleeper {
+    pub fn new(stop: StopSignal) -> RealSleeper {
+        RealSleeper { stop, start: None }
     }
 }
 
-/// Records every wait instead of sleeping, so a test sees the pacing without waiting for it.
+impl Sleeper for RealSleeper {
+    fn sleep_until_ns(&mut self, offset_ns: u64) -> bool {
+        let start = *self.start.get_or_insert_with(Instant::now);
+        let due = start + Duration::from_nanos(offset_ns);
+        let now = Instant::now();
+        if due <= now {
+            return !self.stop.is_stopped();
+        }
+        !self.stop.wait_timeout(due - now)
+    }
+}
+
+/// Records every moment waited for instead of sleeping, so a test sees the pacing without
+/// waiting for it.
 #[derive(Clone, Debug, Default)]
 pub struct RecordingSleeper {
-    pub waits_ns: Arc<Mutex<Vec<u64>>>,
+    pub offsets_ns: Arc<Mutex<Vec<u64>>>,
 }
 
 impl Sleeper for RecordingSleeper {
-    fn sleep_ns(&mut self, duration_ns: u64) -> bool {
-        self.waits_ns.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(duration_ns);
+    fn sleep_until_ns(&mut self, offset_ns: u64) -> bool {
+        self.offsets_ns.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(offset_ns);
         true
     }
 }
@@ -111,7 +126,10 @@ mod tests {
         let stop = StopSignal::default();
         let waiter = {
             let stop = stop.clone();
-            std::thread::spawn(move || RealSleeper { stop }.sleep_ns(3_600 * 1_000_000_000))
+            std::thread::spawn(move || {
+                let mut sleeper = RealSleeper::new(stop);
+                sleeper.sleep_until_ns(0) && sleeper.sleep_until_ns(3_600 * 1_000_000_000)
+            })
         };
         stop.stop();
         assert!(!waiter.join().unwrap(), "the sleeper reports that it was stopped");

@@ -302,11 +302,11 @@ pub fn run(
     sender: &tokio::sync::mpsc::Sender<Tick>,
     status: &FeedStatus,
 ) {
-    let mut previous_ns = None;
+    let mut first_ns = None;
     while let Some(tick) = source.next_tick() {
-        let wait_ns = previous_ns.map_or(0, |previous| tick.timestamp_ns.saturating_sub(previous).max(0) as u64);
-        previous_ns = Some(tick.timestamp_ns);
-        if !sleeper.sleep_ns(wait_ns) || sender.blocking_send(tick).is_err() {
+        let first_ns = *first_ns.get_or_insert(tick.timestamp_ns);
+        let offset_ns = tick.timestamp_ns.saturating_sub(first_ns).max(0) as u64;
+        if !sleeper.sleep_until_ns(offset_ns) || sender.blocking_send(tick).is_err() {
             return;
         }
         status.add(Counter::Ticks, 1);
