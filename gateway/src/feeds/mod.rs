@@ -43,12 +43,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The running sources and pump of one feed configuration.
+/// The running sources and pump of one feed configuration. Dropping it stops them without
+/// waiting; `join` waits.
 pub struct FeedHandle {
     stop: StopSignal,
     status: Arc<FeedStatus>,
     sources: Vec<JoinHandle<()>>,
-    pump: JoinHandle<PumpReport>,
+    pump: Option<JoinHandle<PumpReport>>,
 }
 
 impl FeedHandle {
@@ -63,13 +64,22 @@ impl FeedHandle {
 
     /// Waits for the sources to end (a finished file, or `stop`) and the pump to hand back the
     /// submitter with every command answered.
-    pub fn join(self) -> PumpReport {
-        for source in self.sources {
+    pub fn join(mut self) -> PumpReport {
+        for source in std::mem::take(&mut self.sources) {
             if source.join().is_err() {
                 tracing::error!("a price source panicked");
             }
         }
-        self.pump.join().expect("the feed pump does not panic")
+        let pump = self.pump.take().expect("only join takes the pump");
+        pump.join().expect("the feed pump does not panic")
+    }
+}
+
+impl Drop for FeedHandle {
+    fn drop(&mut self) {
+        if self.pump.is_some() {
+            self.stop.stop();
+        }
     }
 }
 
@@ -122,7 +132,7 @@ pub fn spawn(
         .name("simex-feed-pump".into())
         .spawn(move || pump.run())
         .expect("spawning the feed pump thread");
-    Ok(FeedHandle { stop, status, sources, pump })
+    Ok(FeedHandle { stop, status, sources, pump: Some(pump) })
 }
 
 type SourceBody = Box<dyn FnOnce() + Send>;

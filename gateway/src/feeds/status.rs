@@ -41,6 +41,8 @@ impl Counter {
     const COUNT: usize = 9;
 }
 
+const _: () = assert!(Counter::Connections as usize + 1 == Counter::COUNT, "COUNT counts every counter");
+
 /// Whether a symbol's live feed is current.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SymbolFreshness {
