@@ -338,9 +338,11 @@ impl EodhdSource {
         sender: &tokio::sync::mpsc::Sender<Tick>,
         status: &FeedStatus,
         delivered: &mut bool,
-    ) -> Result<SessionEnd, tokio_tungstenite::tungstenite::Error> {
+    ) -> Result<SessionEnd, SessionError> {
         let endpoint = self.config.endpoint;
-        let (mut socket, _) = tokio_tungstenite::connect_async(self.url.as_str()).await?;
+        let connecting = tokio_tungstenite::connect_async(self.url.as_str());
+        let (mut socket, _) =
+            tokio::time::timeout(CONNECT_TIMEOUT, connecting).await.map_err(|_| SessionError::Timeout)??;
         status.add(Counter::Connections, 1);
         tracing::info!(endpoint = endpoint.path(), "connected to the live feed; subscribing");
         socket.send(Message::text(self.subscribe_message.clone())).await?;
@@ -448,6 +450,17 @@ enum SessionEnd {
     Closed,
     PumpGone,
 }
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("no connection within {} s", CONNECT_TIMEOUT.as_secs())]
+    Timeout,
+    #[error(transparent)]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+}
+
+/// Longest wait for a connection (TCP, TLS and WebSocket handshakes) before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Capped exponential backoff with equal jitter (see the module doc).
 struct Backoff {
