@@ -414,6 +414,42 @@ mod tests {
         }
     }
 
+    /// Log returns of the mid, per step (floating point is fine in a test of the statistics).
+    fn mid_log_returns(symbol: &SyntheticSymbolConfig, steps: usize) -> Vec<f64> {
+        let instruments = InstrumentTable::default_table();
+        let mut path = SymbolPath::new(symbol, 5, &instruments, 0).unwrap();
+        let mids: Vec<f64> = (0..=steps)
+            .map(|_| match path.step()[0].kind {
+                TickKind::Quote { bid_price_ticks, ask_price_ticks, .. } => (bid_price_ticks + ask_price_ticks) as f64,
+                TickKind::Trade { .. } => unreachable!("quotes come first"),
+            })
+            .collect();
+        mids.windows(2).map(|pair| (pair[1] / pair[0]).ln()).collect()
+    }
+
+    #[test]
+    fn realized_volatility_and_jump_frequency_match_the_configuration() {
+        let steps = 20_000;
+        let mut btc = config("BTC-USD", "60000.00");
+        btc.volatility_bps = 500;
+        btc.volatility_period = VolatilityPeriod::Daily;
+        // 500 bps a day over 250 ms steps: 0.05 * sqrt(250 / 86_400_000) per step.
+        let sigma_step = 0.05 * (250.0f64 / 86_400_000.0).sqrt();
+        let returns = mid_log_returns(&btc, steps);
+        let mean = returns.iter().sum::<f64>() / steps as f64;
+        let variance = returns.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / (steps - 1) as f64;
+        let ratio = variance.sqrt() / sigma_step;
+        assert!((0.97..1.03).contains(&ratio), "realized / configured volatility = {ratio}");
+
+        // Jumps in one step of ten (34560 a day at 4 a second), 10% each: almost every jump is far
+        // beyond six diffusive standard deviations, where the walk itself never goes.
+        btc.jumps_per_day = "34560".into();
+        btc.jump_size_bps = 1_000;
+        let jumps = mid_log_returns(&btc, steps).iter().filter(|r| r.abs() > 6.0 * sigma_step).count();
+        let expected = steps as f64 * 0.1;
+        assert!((expected * 0.9..expected * 1.1).contains(&(jumps as f64)), "{jumps} jumps, expected {expected}");
+    }
+
     #[test]
     fn bad_configuration_is_a_typed_error() {
         let instruments = InstrumentTable::default_table();
