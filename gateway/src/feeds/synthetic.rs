@@ -314,6 +314,7 @@ pub fn run(
 }
 
 #[cfg(test)]
+#[allow(clippy::float_arithmetic)] // the statistics test measures in floating point
 mod tests {
     use super::*;
 
