@@ -16,8 +16,8 @@
 //! ```
 //!
 //! [`spawn`] starts the sources and the pump from a [`FeedConfig`]; the [`FeedHandle`] it returns
-//! reports status and stops and joins them. Prices are fixed point throughout; how outside
-//! decimals are rounded onto the grid is in [`tick`]. `docs/prices.md` documents every key.
+//! reports status and stops and joins them. How outside decimals are rounded onto the grid is in
+//! [`tick`]; `docs/prices.md` documents every key.
 //!
 //! Prices are integers from end to end, and the synthetic walk must give the same bits on every
 //! platform: floating point is denied in this module tree (tests of statistics excepted).
