@@ -316,9 +316,9 @@ impl EodhdSource {
         let mut backoff = Backoff::new(&self.config);
         loop {
             let mut delivered = false;
-            match self.session(receipts, &mut last_tick_ns, sender, status, &mut delivered).await {
-                Ok(SessionEnd::PumpGone) => return,
-                Ok(SessionEnd::Closed) => tracing::warn!(endpoint, "the live feed closed the connection"),
+            match self.connection(receipts, &mut last_tick_ns, sender, status, &mut delivered).await {
+                Ok(ConnectionEnd::PumpGone) => return,
+                Ok(ConnectionEnd::Closed) => tracing::warn!(endpoint, "the live feed closed the connection"),
                 Err(error) => tracing::warn!(endpoint, %error, "live feed connection failed"),
             }
             if delivered {
@@ -331,25 +331,25 @@ impl EodhdSource {
     }
 
     /// One connection: subscribe, then read messages until it ends.
-    async fn session(
+    async fn connection(
         &self,
         receipts: &Receipts,
         last_tick_ns: &mut HashMap<SymbolId, i64>,
         sender: &tokio::sync::mpsc::Sender<Tick>,
         status: &FeedStatus,
         delivered: &mut bool,
-    ) -> Result<SessionEnd, SessionError> {
+    ) -> Result<ConnectionEnd, ConnectionError> {
         let endpoint = self.config.endpoint;
         let connecting = tokio_tungstenite::connect_async(self.url.as_str());
         let (mut socket, _) =
-            tokio::time::timeout(CONNECT_TIMEOUT, connecting).await.map_err(|_| SessionError::Timeout)??;
+            tokio::time::timeout(CONNECT_TIMEOUT, connecting).await.map_err(|_| ConnectionError::Timeout)??;
         status.add(Counter::Connections, 1);
         tracing::info!(endpoint = endpoint.path(), "connected to the live feed; subscribing");
         socket.send(Message::text(self.subscribe_message.clone())).await?;
         while let Some(message) = socket.next().await {
             let text = match message? {
                 Message::Text(text) => text,
-                Message::Close(_) => return Ok(SessionEnd::Closed),
+                Message::Close(_) => return Ok(ConnectionEnd::Closed),
                 Message::Binary(_) => {
                     status.add(Counter::Malformed, 1);
                     continue;
@@ -399,11 +399,11 @@ impl EodhdSource {
                 tracing::info!(symbol = self.symbol_name(tick.symbol_id), "live prices resumed");
             }
             if sender.send(tick).await.is_err() {
-                return Ok(SessionEnd::PumpGone);
+                return Ok(ConnectionEnd::PumpGone);
             }
             status.add(Counter::Ticks, 1);
         }
-        Ok(SessionEnd::Closed)
+        Ok(ConnectionEnd::Closed)
     }
 
     /// Marks symbols stale when no tick arrived for `stale_after_ms`; never returns.
@@ -446,13 +446,13 @@ fn lock(receipts: &Receipts) -> std::sync::MutexGuard<'_, HashMap<SymbolId, Inst
     receipts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-enum SessionEnd {
+enum ConnectionEnd {
     Closed,
     PumpGone,
 }
 
 #[derive(Debug, thiserror::Error)]
-enum SessionError {
+enum ConnectionError {
     #[error("no connection within {} s", CONNECT_TIMEOUT.as_secs())]
     Timeout,
     #[error(transparent)]
