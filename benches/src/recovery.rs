@@ -200,7 +200,9 @@ pub fn report(written: &Written, cases: &[Case]) -> String {
         written.end_snapshot_bytes,
         written.end_snapshot_time.as_secs_f64() * 1e3,
     ));
-    out.push_str("| recovery | snapshot at | records replayed | median (s) | min (s) | max (s) | replayed records/s |\n");
+    out.push_str(
+        "| recovery | snapshot at | records replayed | median (s) | min (s) | max (s) | replayed records/s |\n",
+    );
     out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for case in cases {
         let median = case.median();

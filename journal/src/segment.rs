@@ -221,6 +221,17 @@ pub fn is_all_zero(bytes: &[u8]) -> bool {
 /// The first frame boundary of a segment.
 pub const FIRST_FRAME_OFFSET: usize = SEGMENT_HEADER_LEN;
 
+/// The epoch of a shard's journal, from its first segment's header; `None` if it has no segment or
+/// that header does not read (recovery then reports why).
+pub fn first_epoch(root: &Path, shard: u32) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let (segments, _) = list_segments(&shard_dir(root, shard)).ok()?;
+    let first = segments.first()?;
+    let mut bytes = [0u8; crate::format::SEGMENT_HEADER_LEN];
+    fs::File::open(&first.path).and_then(|file| file.read_exact_at(&mut bytes, 0)).ok()?;
+    crate::format::SegmentHeader::decode(&bytes).ok().map(|header| header.epoch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

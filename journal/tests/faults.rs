@@ -72,7 +72,7 @@ impl Fixture {
 }
 
 fn options(allow_corruption: bool) -> RecoveryOptions {
-    RecoveryOptions { epoch: Some(EPOCH), allow_corruption }
+    RecoveryOptions { epoch: Some(EPOCH), allow_corruption, scan_from_seq: None }
 }
 
 fn problem(segment_path: &Path, offset_bytes: u64, seq: u64, kind: ProblemKind) -> Problem {

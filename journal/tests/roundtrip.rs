@@ -54,8 +54,12 @@ fn reopening_after_recovery_appends_after_the_last_record() {
     let first = recs(1..=1500);
     drop(write_journal(dir.path(), &first, SMALL_SEGMENT));
 
-    let recovered =
-        recover(dir.path(), SHARD, &RecoveryOptions { epoch: Some(EPOCH), allow_corruption: false }).expect("recover");
+    let recovered = recover(
+        dir.path(),
+        SHARD,
+        &RecoveryOptions { epoch: Some(EPOCH), allow_corruption: false, scan_from_seq: None },
+    )
+    .expect("recover");
     assert!(recovered.report.is_clean());
     assert_eq!((recovered.last_seq(), recovered.next_seq()), (Some(1500), Some(1501)));
     assert!(recovered.torn_tail.is_none() && recovered.corruption.is_none());

@@ -52,7 +52,7 @@ fn any_truncation_point_recovers_to_a_prefix() {
                 })
                 .count();
 
-            let options = RecoveryOptions { epoch: Some(EPOCH), allow_corruption: false };
+            let options = RecoveryOptions { epoch: Some(EPOCH), allow_corruption: false, scan_from_seq: None };
             let recovered =
                 recover(dir.path(), SHARD, &options).map_err(|e| TestCaseError::fail(format!("cut {cut}: {e}")))?;
             prop_assert_eq!(recovered.records(), expected_records as u64, "cut {}", cut);

@@ -653,14 +653,27 @@ fn the_venue_snapshots_and_prunes_its_journal_and_recovers_what_the_tool_replays
     let journal = JournalSettings {
         durability: Durability::None,
         segment_size_bytes: 16 << 10,
-        snapshots: Some(SnapshotSettings { every_records: 400, every_ms: 0, ..SnapshotSettings::default() }),
+        snapshots: Some(SnapshotSettings { every_records: 0, every_ms: 0, ..SnapshotSettings::default() }),
         ..JournalSettings::new(dir.path())
     };
     let config = RuntimeConfig { shards: 2, journal: Some(journal), ..RuntimeConfig::default() };
     let instruments = InstrumentTable::default_table();
     let mut generator = StreamGenerator::new(11, &instruments);
     let mut started = Runtime::start(config.clone(), instruments.clone()).unwrap();
-    drive(&mut started.submitters[0], &mut generator, 3000);
+    // Two sets while it runs (asked for, so that the test does not depend on the machine's speed),
+    // and the one at shutdown: pruning keeps what the older of the two newest needs.
+    let ledger_snapshots = dir.path().join("snapshots").join("shard-65535");
+    for _ in 0..2 {
+        drive(&mut started.submitters[0], &mut generator, 1000);
+        let before = walk(&ledger_snapshots);
+        started.runtime.request_snapshot();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while walk(&ledger_snapshots) == before {
+            assert!(std::time::Instant::now() < deadline, "no snapshot set appeared");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    drive(&mut started.submitters[0], &mut generator, 1000);
     drop(started.submitters);
     let engines = started.runtime.shutdown();
     let hashes: Vec<String> = engines.iter().map(|e| hex(e.state_hash())).collect();
@@ -681,7 +694,12 @@ fn the_venue_snapshots_and_prunes_its_journal_and_recovers_what_the_tool_replays
     let state = json(&["replay", dir.path().to_str().unwrap(), "--json"]);
     for shard in 0..2 {
         assert_eq!(shard_hash(&state, shard), hashes[shard], "shard {shard}");
-        assert_eq!(state["shards"][shard]["snapshot_seq"], seqs[shard], "the shutdown set holds everything");
+        assert_eq!(
+            state["shards"][shard]["snapshot_seq"],
+            seqs[shard],
+            "the shutdown set holds everything:\n{}",
+            listing(dir.path())
+        );
     }
     // Without snapshots the pruned journal cannot be replayed, and the tool says so.
     let (code, _, stderr) = tool(&["replay", dir.path().to_str().unwrap(), "--no-snapshot"]);

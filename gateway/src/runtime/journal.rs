@@ -79,7 +79,11 @@ pub struct Recovered {
 }
 
 /// Recovers every shard's journal into engines sharing one ledger: from the newest snapshot set that
-/// restores and that the journals continue, then the records after it, in shard order.
+/// every journal continues and that restores, then the records after it, in shard order.
+///
+/// Each journal's tail is checked (a torn tail cut, mid-log corruption refused unless allowed) from
+/// the record after the set's member on, so start-up time follows the records after the snapshot,
+/// not the journal's length. Without a usable set every record is checked and replayed.
 pub fn recover_shards(
     settings: &JournalSettings,
     engine_configs: Vec<EngineConfig>,
@@ -92,112 +96,151 @@ pub fn recover_shards(
         durability: settings.durability,
         ..JournalConfig::default()
     };
-    // Each journal's tail first: a torn tail is cut, mid-log corruption refuses (unless allowed).
+    let root = &settings.root;
     let new_epoch = clock.now_ns() as u64;
-    let mut journals = Vec::with_capacity(engine_configs.len());
-    for engine_config in &engine_configs {
-        let shard = engine_config.shard_id;
-        let fail = |message: String| RecoveryFailure::Journal { shard, message };
-        let shard_dir = simex_journal::shard_dir(&settings.root, u32::from(shard));
-        let has_segments = std::fs::read_dir(&shard_dir)
-            .map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "seg")))
-            .unwrap_or(false);
-        let mut warnings = Vec::new();
-        let journal = if has_segments {
-            let options = RecoveryOptions { epoch: None, allow_corruption: settings.allow_corruption };
-            let report =
-                simex_journal::recover(&settings.root, u32::from(shard), &options).map_err(|e| fail(e.to_string()))?;
-            if let Some(torn) = &report.torn_tail {
-                warnings.push(format!("truncated a torn tail: {torn}"));
-            }
-            if let Some(problem) = &report.corruption {
-                warnings.push(format!("cut the journal at corruption (allowed): {problem}"));
-            }
-            let writer = JournalWriter::open_for_append(&report, config.clone()).map_err(|e| fail(e.to_string()))?;
-            (writer, Some(report))
-        } else {
-            let writer = JournalWriter::create(&settings.root, u32::from(shard), new_epoch, config.clone())
-                .map_err(|e| fail(e.to_string()))?;
-            (writer, None)
-        };
-        journals.push((journal, warnings));
-    }
-
+    let shard_ids: Vec<u16> = engine_configs.iter().map(|c| c.shard_id).collect();
+    let found_epochs: Vec<Option<u64>> =
+        shard_ids.iter().map(|&k| simex_journal::segment::first_epoch(root, u32::from(k))).collect();
     let epochs: Vec<(u32, u64)> =
-        journals.iter().zip(&engine_configs).map(|(((w, _), _), c)| (u32::from(c.shard_id), w.epoch())).collect();
+        shard_ids.iter().zip(&found_epochs).map(|(&k, e)| (u32::from(k), e.unwrap_or(new_epoch))).collect();
     let keep = settings.snapshots.as_ref().map_or(2, |s| s.keep.max(2));
-    let stores = Stores::open(&settings.root, &epochs, keep).map_err(|e| RecoveryFailure::Snapshots(e.to_string()))?;
-    let verified = stores.verified().map_err(|e| RecoveryFailure::Snapshots(e.to_string()))?;
-    let mut set_warnings = Vec::new();
-    for path in stores.remove_incomplete(&verified) {
-        set_warnings.push(format!("removed {} (its snapshot set was never completed)", path.display()));
-    }
+    let snapshots_failed = |e: simex_journal::SnapshotError| RecoveryFailure::Snapshots(e.to_string());
+    let stores = Stores::open(root, &epochs, keep).map_err(snapshots_failed)?;
+    let verified = stores.verified().map_err(snapshots_failed)?;
+    let mut set_warnings: Vec<String> = stores
+        .remove_incomplete(&verified)
+        .into_iter()
+        .map(|path| format!("removed {} (its snapshot set was never completed)", path.display()))
+        .collect();
 
-    // The newest set every journal continues and that restores.
-    let last_seqs: Vec<u64> =
-        journals.iter().map(|((_, report), _)| report.as_ref().and_then(|r| r.last_seq()).unwrap_or(0)).collect();
-    let config_of = |shard: u32| engine_configs[shard as usize].clone();
-    let mut start = None;
-    for set in verified.sets() {
-        let behind = set.shards.iter().find(|(&shard, member)| member.last_seq > last_seqs[shard as usize]);
-        if let Some((shard, member)) = behind {
-            set_warnings.push(format!(
-                "not using the snapshot set of {} ns: it holds shard {shard} up to record {}, its journal ends at {}",
-                set.timestamp_ns, member.last_seq, last_seqs[*shard as usize]
-            ));
+    // Candidates, newest first; `None` is "from the first record".
+    let sets = verified.sets();
+    let candidates = sets.iter().map(Some).chain(std::iter::once(None));
+    for candidate in candidates {
+        let member_seq = |shard: u16| candidate.map_or(0, |set| set.shards[&u32::from(shard)].last_seq);
+        let mut journals = Vec::with_capacity(shard_ids.len());
+        let mut unusable = None;
+        for (&shard, epoch) in shard_ids.iter().zip(&found_epochs) {
+            let fail = |message: String| RecoveryFailure::Journal { shard, message };
+            let Some(epoch) = epoch else {
+                if member_seq(shard) > 0 {
+                    unusable = Some(format!("shard {shard} has no journal"));
+                }
+                journals.push(None);
+                continue;
+            };
+            let options = RecoveryOptions {
+                epoch: Some(*epoch),
+                allow_corruption: settings.allow_corruption,
+                scan_from_seq: candidate.map(|_| member_seq(shard) + 1),
+            };
+            let report = simex_journal::recover(root, u32::from(shard), &options).map_err(|e| fail(e.to_string()))?;
+            let journal_last = report.next_seq().map_or(0, |next| next.saturating_sub(1));
+            let journal_first = simex_journal::segment::list_segments(&simex_journal::shard_dir(root, shard.into()))
+                .ok()
+                .and_then(|(segments, _)| segments.first().map(|s| s.first_seq))
+                .unwrap_or(1);
+            if member_seq(shard) > journal_last {
+                unusable = Some(format!(
+                    "it holds shard {shard} up to record {}, its journal ends at {journal_last}",
+                    member_seq(shard)
+                ));
+            } else if candidate.is_some() && journal_first > member_seq(shard) + 1 {
+                unusable = Some(format!(
+                    "shard {shard}'s journal starts at record {journal_first}, after the set's {}",
+                    member_seq(shard)
+                ));
+            }
+            journals.push(Some(report));
+        }
+        let restored = match (candidate, &unusable) {
+            (Some(set), None) => {
+                match restore_set(set, |k| engine_configs[k as usize].clone(), instruments, portfolios_max) {
+                    Ok((ledger, engines)) => Some((ledger, engines.into_values().map(Some).collect::<Vec<_>>())),
+                    Err(why) => {
+                        unusable = Some(why);
+                        None
+                    }
+                }
+            }
+            (None, _) => None,
+            (Some(_), Some(_)) => None,
+        };
+        if let (Some(set), Some(why)) = (candidate, &unusable) {
+            set_warnings.push(format!("not using the snapshot set of {} ns: {why}", set.timestamp_ns));
             continue;
         }
-        match restore_set(&set, config_of, instruments, portfolios_max) {
-            Ok((ledger, engines)) => {
-                start = Some((ledger, engines));
-                break;
-            }
-            Err(why) => set_warnings.push(format!("not using the snapshot set of {} ns: {why}", set.timestamp_ns)),
+        let (ledger, mut engines) = restored.unwrap_or_else(|| {
+            (SharedLedger(AtomicLedger::new(portfolios_max)), engine_configs.iter().map(|_| None).collect())
+        });
+        let mut recovered = Vec::with_capacity(shard_ids.len());
+        // Shard 0 first: it holds the portfolio commands, and every other shard's effect on the
+        // shared ledger is a commutative delta.
+        for (index, report) in journals.into_iter().enumerate() {
+            let engine_config = engine_configs[index].clone();
+            let shard = engine_config.shard_id;
+            let fail = |message: String| RecoveryFailure::Journal { shard, message };
+            let mut warnings = if index == 0 { std::mem::take(&mut set_warnings) } else { Vec::new() };
+            let (mut engine, snapshot_seq) = match engines[index].take() {
+                Some(engine) => {
+                    let seq = engine.last_seq();
+                    (engine, Some(seq))
+                }
+                None => (Engine::with_ledger(engine_config, instruments.clone(), ledger.clone()), None),
+            };
+            let (writer, records) = match report {
+                Some(report) => {
+                    if let Some(torn) = &report.torn_tail {
+                        warnings.push(format!("truncated a torn tail: {torn}"));
+                    }
+                    if let Some(problem) = &report.corruption {
+                        warnings.push(format!("cut the journal at corruption (allowed): {problem}"));
+                    }
+                    let records = replay_journal(root, shard, report.epoch, snapshot_seq, &mut engine)?;
+                    let writer =
+                        JournalWriter::open_for_append(&report, config.clone()).map_err(|e| fail(e.to_string()))?;
+                    (writer, records)
+                }
+                None => {
+                    let writer = JournalWriter::create(root, u32::from(shard), new_epoch, config.clone())
+                        .map_err(|e| fail(e.to_string()))?;
+                    (writer, 0)
+                }
+            };
+            recovered.push(RecoveredShard { engine, writer, snapshot_seq, records, warnings });
         }
+        return Ok(Recovered { ledger, shards: recovered, stores });
     }
-    let (ledger, mut engines) = match start {
-        Some((ledger, engines)) => (ledger, engines.into_values().map(Some).collect::<Vec<_>>()),
-        None => (SharedLedger(AtomicLedger::new(portfolios_max)), engine_configs.iter().map(|_| None).collect()),
-    };
+    unreachable!("the last candidate, the journal from its first record, is always used")
+}
 
-    // Replay what follows, shard 0 first: it holds the portfolio commands, and every other shard's
-    // effect on the shared ledger is a commutative delta.
-    let mut recovered = Vec::with_capacity(journals.len());
-    for (index, ((writer, report), mut warnings)) in journals.into_iter().enumerate() {
-        let engine_config = engine_configs[index].clone();
-        let shard = engine_config.shard_id;
-        if index == 0 {
-            warnings.append(&mut set_warnings);
-        }
-        let fail = |message: String| RecoveryFailure::Journal { shard, message };
-        let (mut engine, snapshot_seq) = match engines[index].take() {
-            Some(engine) => {
-                let seq = engine.last_seq();
-                (engine, Some(seq))
-            }
-            None => (Engine::with_ledger(engine_config, instruments.clone(), ledger.clone()), None),
-        };
-        let mut records = 0u64;
-        if let Some(report) = &report {
-            let from_seq = snapshot_seq.map_or(1, |seq| seq + 1);
-            let mut reader = JournalReader::open_from(&settings.root, u32::from(shard), report.epoch, from_seq)
-                .map_err(|e| fail(e.to_string()))?;
-            while let Some(record) = reader.next_record().map_err(|e| match e {
-                simex_journal::ReadError::SeqNotAvailable { first_available, .. } => fail(format!(
-                    "the journal starts at record {first_available} (older segments were pruned) and no snapshot \
-                     set restores the state before it"
-                )),
-                other => fail(other.to_string()),
-            })? {
-                let event = decode_event(record.record_type, record.seq, record.timestamp_ns, record.payload)
-                    .map_err(|e| RecoveryFailure::Record { shard, seq: record.seq, message: e.to_string() })?;
-                engine.replay(&event);
-                records += 1;
-            }
-        }
-        recovered.push(RecoveredShard { engine, writer, snapshot_seq, records, warnings });
+/// Replays a shard's journal after `snapshot_seq` (from its first record without one) into `engine`;
+/// returns the records replayed.
+fn replay_journal(
+    root: &std::path::Path,
+    shard: u16,
+    epoch: Option<u64>,
+    snapshot_seq: Option<u64>,
+    engine: &mut ShardEngine,
+) -> Result<u64, RecoveryFailure> {
+    let fail = |message: String| RecoveryFailure::Journal { shard, message };
+    let from_seq = snapshot_seq.map_or(1, |seq| seq + 1);
+    let mut reader =
+        JournalReader::open_from(root, u32::from(shard), epoch, from_seq).map_err(|e| fail(e.to_string()))?;
+    let mut records = 0u64;
+    while let Some(record) = reader.next_record().map_err(|e| match e {
+        simex_journal::ReadError::SeqNotAvailable { first_available, .. } => fail(format!(
+            "the journal starts at record {first_available} (older segments were pruned) and no snapshot set \
+             restores the state before it"
+        )),
+        other => fail(other.to_string()),
+    })? {
+        let event = decode_event(record.record_type, record.seq, record.timestamp_ns, record.payload)
+            .map_err(|e| RecoveryFailure::Record { shard, seq: record.seq, message: e.to_string() })?;
+        engine.replay(&event);
+        records += 1;
     }
-    Ok(Recovered { ledger, shards: recovered, stores })
+    Ok(records)
 }
 
 /// The last sequence of a shard known durable, and who to wake when it moves.

@@ -57,7 +57,7 @@ use std::thread::JoinHandle;
 pub struct Runtime {
     shards: Vec<JoinHandle<ShardEngine>>,
     writers: Vec<JoinHandle<simex_journal::JournalWriter>>,
-    snapshotter: Option<(JoinHandle<Snapshotter>, Arc<AtomicBool>)>,
+    snapshotter: Option<SnapshotterHandle>,
     recovery: Vec<ShardRecovery>,
     ledger: Arc<AtomicLedger>,
     latency_in: Vec<rtrb::Consumer<StageHistograms>>,
@@ -65,6 +65,13 @@ pub struct Runtime {
     latency_by_shard: Vec<StageHistograms>,
     clock: Clock,
     wait: WaitStrategy,
+}
+
+/// The snapshot thread, and the flags that stop it and ask it for a set.
+struct SnapshotterHandle {
+    thread: JoinHandle<Snapshotter>,
+    stop: Arc<AtomicBool>,
+    requested: Arc<AtomicBool>,
 }
 
 /// What recovery found for one shard on start.
@@ -265,6 +272,7 @@ impl Runtime {
         let snapshotter = match (snapshot_settings, stores) {
             (Some(settings), Some(stores)) => {
                 let stop = Arc::new(AtomicBool::new(false));
+                let requested = Arc::new(AtomicBool::new(false));
                 let thread = Snapshotter {
                     settings,
                     stores,
@@ -275,13 +283,14 @@ impl Runtime {
                     ledger: ledger.clone(),
                     clock,
                     stop: stop.clone(),
+                    requested: requested.clone(),
                     records_at_last_set: recovery.iter().filter_map(|r| r.snapshot_seq).sum(),
                 };
                 let handle = std::thread::Builder::new()
                     .name("simex-snapshots".to_string())
                     .spawn(move || thread.run())
                     .expect("spawning the snapshot thread");
-                Some((handle, stop))
+                Some(SnapshotterHandle { thread: handle, stop, requested })
             }
             _ => None,
         };
@@ -322,6 +331,15 @@ impl Runtime {
         Ok(Started { runtime, submitters, taps })
     }
 
+    /// Asks the snapshot thread for a snapshot set now (if anything was journaled since the last);
+    /// it is taken and written in the background. Does nothing without snapshots configured.
+    pub fn request_snapshot(&self) {
+        if let Some(snapshotter) = &self.snapshotter {
+            snapshotter.requested.store(true, std::sync::atomic::Ordering::Release);
+            snapshotter.thread.thread().unpark();
+        }
+    }
+
     /// What recovery found on start, per shard (empty without a journal).
     pub fn recovery(&self) -> &[ShardRecovery] {
         &self.recovery
@@ -357,8 +375,8 @@ impl Runtime {
     /// Waits for every shard to drain and stop (all submitters must have been dropped), joining them
     /// in order; returns their engines.
     pub fn shutdown(mut self) -> Vec<ShardEngine> {
-        if let Some((_, stop)) = &self.snapshotter {
-            stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(snapshotter) = &self.snapshotter {
+            snapshotter.stop.store(true, std::sync::atomic::Ordering::Release);
         }
         let engines: Vec<ShardEngine> = std::mem::take(&mut self.shards)
             .into_iter()
@@ -368,8 +386,8 @@ impl Runtime {
         for writer in std::mem::take(&mut self.writers) {
             writer.join().expect("a journal failure aborts the process");
         }
-        if let Some((handle, _)) = self.snapshotter.take() {
-            let snapshotter = handle.join().expect("the snapshot thread does not panic");
+        if let Some(handle) = self.snapshotter.take() {
+            let snapshotter = handle.thread.join().expect("the snapshot thread does not panic");
             snapshotter.write_final_set(&engines);
         }
         self.collect_latency();

@@ -106,6 +106,8 @@ pub(super) struct Snapshotter {
     pub ledger: SharedLedger,
     pub clock: Clock,
     pub stop: Arc<AtomicBool>,
+    /// Set by [`super::Runtime::request_snapshot`]: take a set now (if anything was journaled).
+    pub requested: Arc<AtomicBool>,
     /// Records (over all shards) the set recovery started from holds: the count goes on from there,
     /// so a venue restarted often still snapshots every `every_records`.
     pub records_at_last_set: u64,
@@ -139,13 +141,17 @@ impl Snapshotter {
             let by_time = self.settings.every_ms > 0
                 && records > 0
                 && last_at.elapsed() >= Duration::from_millis(self.settings.every_ms);
-            if !(by_count || by_time) {
+            // A request waits until something is durable to snapshot (with `none` or `batch`
+            // durability the journal may still be catching up with what clients were told).
+            let by_request = records > 0 && self.requested.swap(false, Ordering::AcqRel);
+            if !(by_count || by_time || by_request) {
                 continue;
             }
             generation += 1;
             last_at = Instant::now();
             match self.take_set(generation) {
-                Some(()) => last_records = self.records(),
+                Some(Some(set_records)) => last_records = set_records,
+                Some(None) => {}
                 None => break,
             }
         }
@@ -163,7 +169,7 @@ impl Snapshotter {
         let parts: Vec<(u32, u64, Vec<u8>)> =
             engines.iter().map(|e| (u32::from(e.shard_id()), e.last_seq(), e.snapshot_bytes())).collect();
         let ledger_bytes = ledger_snapshot_bytes(&self.ledger);
-        self.write(self.clock.now_ns(), &parts, &ledger_bytes, Duration::ZERO);
+        let _ = self.write(self.clock.now_ns(), &parts, &ledger_bytes, Duration::ZERO);
     }
 
     /// Records journaled durably over all shards.
@@ -171,8 +177,9 @@ impl Snapshotter {
         self.durable.iter().map(|d| d.seq()).sum()
     }
 
-    /// Takes and writes one set; `None` when the shards are stopping and it was abandoned.
-    fn take_set(&mut self, generation: u64) -> Option<()> {
+    /// Takes and writes one set; returns the records it holds (`Some(None)` if it could not be
+    /// written), or `None` when the shards are stopping and it was abandoned.
+    fn take_set(&mut self, generation: u64) -> Option<Option<u64>> {
         let shards = self.parts.len();
         let started = Instant::now();
         self.barrier.arrived.store(0, Ordering::Release);
@@ -198,7 +205,7 @@ impl Snapshotter {
                 Ok(part) if part.generation == generation => parts.push((shard as u32, part.last_seq, part.bytes)),
                 _ => {
                     tracing::warn!(shard, "a shard's snapshot part is missing; skipping this snapshot");
-                    return Some(());
+                    return Some(None);
                 }
             }
         }
@@ -208,16 +215,17 @@ impl Snapshotter {
                 std::thread::park_timeout(Duration::from_millis(1));
             }
         }
-        self.write(timestamp_ns, &parts, &ledger_bytes, paused);
-        Some(())
+        let written = self.write(timestamp_ns, &parts, &ledger_bytes, paused);
+        Some(written.then(|| parts.iter().map(|(_, seq, _)| seq).sum()))
     }
 
     /// Writes a set and prunes the journal; failures are logged (the journal still has it all).
-    fn write(&self, timestamp_ns: i64, parts: &[(u32, u64, Vec<u8>)], ledger_bytes: &[u8], paused: Duration) {
+    /// Whether the set was written.
+    fn write(&self, timestamp_ns: i64, parts: &[(u32, u64, Vec<u8>)], ledger_bytes: &[u8], paused: Duration) -> bool {
         let bytes: usize = parts.iter().map(|(_, _, b)| b.len()).sum::<usize>() + ledger_bytes.len();
         if let Err(error) = self.stores.write_set(timestamp_ns, parts, ledger_bytes) {
             tracing::error!(%error, "writing a snapshot set failed; the journal still holds every record");
-            return;
+            return false;
         }
         let pruned = match self.settings.prune.then(|| self.stores.prune_journals()) {
             None => 0,
@@ -234,6 +242,7 @@ impl Snapshotter {
             pruned_segments = pruned,
             "wrote a snapshot set"
         );
+        true
     }
 
     fn release(&self, generation: u64) {

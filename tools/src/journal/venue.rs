@@ -23,11 +23,9 @@ use super::ToolError;
 use serde::Deserialize;
 use simex::runtime::RuntimeConfig;
 use simex_engine::{EngineConfig, InstrumentTable, SymbolId};
-use simex_journal::format::{SegmentHeader, SEGMENT_HEADER_LEN};
 use simex_journal::segment::list_segments;
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use simex::runtime::LEDGER_SNAPSHOT_SHARD;
@@ -170,11 +168,7 @@ impl Venue {
 
     /// The journal epoch of a shard: the one in its first segment's header, if that reads.
     pub fn epoch(&self, shard: u32) -> Option<u64> {
-        let (segments, _) = list_segments(&simex_journal::shard_dir(&self.root, shard)).ok()?;
-        let first = segments.first()?;
-        let mut bytes = [0u8; SEGMENT_HEADER_LEN];
-        File::open(&first.path).and_then(|file| file.read_exact_at(&mut bytes, 0)).ok()?;
-        SegmentHeader::decode(&bytes).ok().map(|header| header.epoch)
+        simex_journal::segment::first_epoch(&self.root, shard)
     }
 
     /// Sizes of a shard's segment files in bytes (as allocated on disk: segments are preallocated).
