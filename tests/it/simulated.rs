@@ -282,6 +282,47 @@ fn a_snapshot_keeps_the_simulated_market() {
     assert_eq!(restored.market(h.symbol(AAPL)).unwrap().counterparty_lots, -300);
 }
 
+#[test]
+fn positions_are_marked_to_the_reference_mid_and_the_return_counts_fees() {
+    let mut h = market();
+    h.portfolio(3, 20_000);
+    quote(&mut h, AAPL, (14_999, 5_000), (15_000, 5_000));
+    // 100 shares: E(100) = 15_000 * 0.7 * 0.02 * 100 * 0.01 = 210 tick-lots, 2.1 -> 3 ticks: 150.03.
+    // Cost 15_003 dollars, fee 1 bp = 1.5003 dollars.
+    assert_eq!(fill_prices(&market_order(&mut h, 3, AAPL, Side::Buy, 100)), vec![(15_003, 100)]);
+    quote(&mut h, AAPL, (15_100, 5_000), (15_102, 5_000));
+    let symbol_id = h.symbol(AAPL);
+    // Mid 151.01: value 15_101 dollars, unrealized 98 dollars.
+    assert_eq!(h.engine.mark_price(symbol_id), Some(15_101));
+    assert_eq!(h.engine.position_value_micros(3, symbol_id), Some(15_101 * DOLLAR));
+    assert_eq!(h.engine.unrealized_pnl_micros(3, symbol_id), 98 * DOLLAR);
+    let valuation = h.engine.valuation(3).unwrap();
+    // Value = 20_000 - 15_003 - 1.5003 + 15_101 = 20_096.4997; return = 96.4997 / 20_000 = 48.2 bps.
+    assert_eq!(
+        valuation,
+        Valuation {
+            portfolio_value_micros: 20_096_499_700,
+            unrealized_pnl_micros: 98 * DOLLAR,
+            realized_pnl_micros: 0,
+            fees_micros: 1_500_300,
+            funded_micros: 20_000 * DOLLAR,
+            return_bps: 48,
+        }
+    );
+    // Selling into the 151.00 bid: E(100) on 15_100 = 211.4 -> 212, 2.12 -> 3 ticks: 150.97.
+    // Realized 100 * (150.97 - 150.03) = 94 dollars; fees 1.5003 + 1.5097 = 3.01 dollars;
+    // return = 90.99 / 20_000 = 45.5 bps.
+    assert_eq!(fill_prices(&market_order(&mut h, 3, AAPL, Side::Sell, 100)), vec![(15_097, 100)]);
+    let valuation = h.engine.valuation(3).unwrap();
+    assert_eq!((valuation.unrealized_pnl_micros, valuation.realized_pnl_micros), (0, 94 * DOLLAR));
+    assert_eq!((valuation.fees_micros, valuation.funded_micros), (3_010_000, 20_000 * DOLLAR));
+    assert_eq!((valuation.portfolio_value_micros, valuation.return_bps), (20_090_990_000, 45));
+    // A deposit is funding, not return.
+    h.run(CommandBody::AdjustCash { portfolio_id: 3, delta_micros: 10_000 * DOLLAR });
+    let valuation = h.engine.valuation(3).unwrap();
+    assert_eq!((valuation.funded_micros, valuation.return_bps), (30_000 * DOLLAR, 30));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties
 // ---------------------------------------------------------------------------------------------

@@ -12,12 +12,17 @@
 //! - [`SimParams`]: per instrument, the liquidity mode and the model's parameters (spread, volatility,
 //!   average daily volume, impact coefficient, liquidity limits, slicing).
 //! - [`impact`]: the square-root impact model and the slice plan, in exact integer arithmetic.
+//! - `execution`: the engine's decisions on reference data and simulated fills.
+//! - `mark`: mark-to-market queries ([`Valuation`]: unrealized P&L, portfolio value, return).
 //!
 //! The engine calls into this module from `Engine::match_incoming` (marketable orders) and
 //! `Engine::on_reference_trade` (resting orders the market trades through). See `docs/simulation.md`.
 
 mod execution;
 pub mod impact;
+mod mark;
+
+pub use mark::Valuation;
 
 use crate::instrument::AssetClass;
 use crate::types::{OrderId, Side, BASIS_POINTS_PER_UNIT};
