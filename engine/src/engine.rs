@@ -850,10 +850,11 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 (market.bid_ticks, market.bid_lots) = (bid_price_ticks, bid_qty_lots);
                 (market.ask_ticks, market.ask_lots) = (ask_price_ticks, ask_qty_lots);
             }
-            EventBody::ReferenceTradePrinted { symbol_id, price_ticks, .. } => {
+            EventBody::ReferenceTradePrinted { symbol_id, price_ticks, qty_lots } => {
                 let state = &mut self.symbols[usize::from(symbol_id)];
                 state.market.last_trade_ticks = price_ticks;
                 state.reference_ticks = price_ticks;
+                self.advance_queues(symbol_id, price_ticks, qty_lots);
             }
         }
     }
@@ -865,6 +866,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         }
         self.order_counter = accepted.order_id & ORDER_COUNTER_MASK;
         let mut order = Order::from_accepted(accepted);
+        order.queue_ahead_lots = self.queue_ahead_on_joining(accepted.symbol_id, accepted.side, accepted.price_ticks);
         let portfolio_index = accepted.portfolio_id as usize;
         if self.portfolio_heads.len() <= portfolio_index {
             self.portfolio_heads.resize(portfolio_index + 1, NIL);
@@ -983,6 +985,9 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         stored.filled_lots += qty_lots;
         stored.reserved_cash_micros = required_after;
         stored.reserved_lots = reserved_lots_after;
+        if stored.queue_ahead_lots < 0 {
+            stored.queue_ahead_lots = (stored.queue_ahead_lots + qty_lots).min(0);
+        }
         if open_after == 0 {
             assert_eq!(required_after, 0);
             self.books[usize::from(order.symbol_id)].remove(handle, order.side, order.price_ticks, qty_lots);
@@ -1086,11 +1091,17 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             book.remove(handle, order.side, order.price_ticks, order.open_lots);
             book.insert(handle, order.side, price_ticks, qty_lots);
         }
+        let queue_ahead_lots = if priority_kept {
+            order.queue_ahead_lots
+        } else {
+            self.queue_ahead_on_joining(order.symbol_id, order.side, price_ticks)
+        };
         let stored = self.orders.get_mut(handle);
         stored.price_ticks = price_ticks;
         stored.open_lots = qty_lots;
         stored.reserved_cash_micros = required;
         stored.reserved_lots = reserved_lots;
+        stored.queue_ahead_lots = queue_ahead_lots;
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1137,6 +1148,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                         o.self_trade_policy as i64,
                         o.reserved_cash_micros,
                         o.reserved_lots,
+                        o.queue_ahead_lots,
                     ] {
                         put(value);
                     }

@@ -81,6 +81,10 @@ pub struct InstrumentSpec {
     /// Most slices a simulated execution is split into (default 4, at most 16).
     #[serde(default)]
     pub slices_max: Option<u32>,
+    /// Resting orders also fill on trades at their price once the volume ahead has traded (default
+    /// false: only trades through their price fill them).
+    #[serde(default)]
+    pub queue_position: bool,
 }
 
 fn default_price_band_bps() -> u32 {
@@ -266,6 +270,7 @@ impl Instrument {
 fn sim_params(spec: &InstrumentSpec, lot: Step) -> Result<SimParams, (&'static str, String)> {
     let mut params = SimParams::defaults(spec.asset_class);
     params.liquidity = spec.liquidity;
+    params.queue_position = spec.queue_position;
     let rate =
         |field: &'static str, value: Option<u32>, range: std::ops::RangeInclusive<u32>, target: &mut i64| match value {
             Some(value) if !range.contains(&value) => {

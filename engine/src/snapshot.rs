@@ -38,7 +38,7 @@
 //! | --- | ---: | --- |
 //! | header (magic `SIMEXSNP`, version, flags, counters, shard id, counts) | 72 | 1 |
 //! | symbol (reference, last trade, reference quote, last reference trade, simulated market's net position, owned, halted) | 72 | one per instrument |
-//! | open order | 88 | one per open order: symbol ascending, bids then asks, priority order |
+//! | open order (with its queue position) | 96 | one per open order: symbol ascending, bids then asks, priority order |
 //! | position (without the derived lot sums) | 48 | one per entry, (portfolio, symbol) ascending |
 //! | account | 104 | flag bit 0 set: one per account, portfolio ascending; else none |
 //!
@@ -169,6 +169,7 @@ struct OrderRecord {
     expire_at_ns: i64,
     reserved_cash_micros: i64,
     reserved_lots: i64,
+    queue_ahead_lots: i64,
     client_order_id: [u8; 16],
     portfolio_id: u32,
     symbol_id: u16,
@@ -217,7 +218,7 @@ const _: () = {
     assert!(size_of::<EngineHeader>() == 72);
     assert!(size_of::<LedgerHeader>() == 16);
     assert!(size_of::<SymbolRecord>() == 72);
-    assert!(size_of::<OrderRecord>() == 88);
+    assert!(size_of::<OrderRecord>() == 96);
     assert!(size_of::<PositionRecord>() == 48);
     assert!(size_of::<AccountRecord>() == 104);
 };
@@ -266,6 +267,7 @@ impl OrderRecord {
             expire_at_ns: o.expire_at_ns.to_le(),
             reserved_cash_micros: o.reserved_cash_micros.to_le(),
             reserved_lots: o.reserved_lots.to_le(),
+            queue_ahead_lots: o.queue_ahead_lots.to_le(),
             client_order_id: o.client_order_id.0,
             portfolio_id: o.portfolio_id.to_le(),
             symbol_id: o.symbol_id.to_le(),
@@ -299,6 +301,7 @@ impl OrderRecord {
             self_trade_policy: self_trade_policy_from_code(self.self_trade_policy).ok_or(field("self_trade_policy"))?,
             reserved_cash_micros: i64::from_le(self.reserved_cash_micros),
             reserved_lots: i64::from_le(self.reserved_lots),
+            queue_ahead_lots: i64::from_le(self.queue_ahead_lots),
             portfolio_prev: NIL,
             portfolio_next: NIL,
         })

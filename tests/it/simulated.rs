@@ -19,13 +19,14 @@ const TSLA: &str = "TSLA";
 const SPY: &str = "SPY";
 
 /// The default table with AAPL's ADV at 1_000_000, MSFT without an ADV (so no impact: spread only),
-/// TSLA in `book` mode and SPY in `simulated` mode.
+/// TSLA in `book` mode, SPY in `simulated` mode and NVDA modelling queue position.
 fn instruments() -> InstrumentTable {
     let text = DEFAULT_INSTRUMENTS_TOML
         .replacen("adv = \"50000000\"", "adv = \"1000000\"", 1)
         .replacen("adv = \"20000000\"\n", "", 1)
         .replacen("adv = \"100000000\"", "adv = \"100000000\"\nliquidity = \"book\"", 1)
-        .replacen("adv = \"70000000\"", "adv = \"70000000\"\nliquidity = \"simulated\"", 1);
+        .replacen("adv = \"70000000\"", "adv = \"70000000\"\nliquidity = \"simulated\"", 1)
+        .replacen("adv = \"200000000\"", "adv = \"200000000\"\nqueue_position = true", 1);
     InstrumentTable::from_toml(&text).expect("valid table")
 }
 
@@ -198,6 +199,46 @@ fn resting_orders_fill_only_when_the_market_trades_strictly_through_them() {
     );
     // Maker fee (0 bps on AAPL) and the simulated market's net position.
     assert_eq!(h.engine.market(h.symbol(AAPL)).unwrap().counterparty_lots, -(30 + 60) + 5);
+}
+
+#[test]
+fn with_queue_position_an_order_at_the_traded_price_fills_once_the_volume_ahead_has_traded() {
+    let mut h = market();
+    const NVDA: &str = "NVDA";
+    quote(&mut h, NVDA, (18_000, 300), (18_005, 300));
+    // Joins at the bid: 300 shares ahead of it.
+    let at_bid = accepted_id(&limit(&mut h, 1, NVDA, Side::Buy, 18_000, 100)).unwrap();
+    assert_eq!(h.engine.order(at_bid).unwrap().queue_ahead_lots, 300);
+    // 200 trade at 180.00: 100 still ahead, no fill.
+    assert!(fills(&trade(&mut h, NVDA, 18_000, 200)).is_empty());
+    assert_eq!(h.engine.order(at_bid).unwrap().queue_ahead_lots, 100);
+    // 150 more: the 100 ahead trade first, then 50 fill the order, at 180.00.
+    let events = trade(&mut h, NVDA, 18_000, 150);
+    let taken: Vec<_> = fills(&events).iter().map(|f| (f.maker_order_id, f.price_ticks, f.qty_lots)).collect();
+    assert_eq!(taken, vec![(at_bid, 18_000, 50)]);
+    assert_eq!(h.engine.order(at_bid).unwrap().queue_ahead_lots, 0);
+    // At the front now: the next 10 traded there are its own.
+    let events = trade(&mut h, NVDA, 18_000, 10);
+    assert_eq!(fill_prices(&events), vec![(18_000, 10)]);
+    assert_eq!(h.engine.order(at_bid).unwrap().open_lots, 40);
+    // Improving on the bid: nothing ahead. Behind it: the touch's size stands in for the depth.
+    let improving = accepted_id(&limit(&mut h, 2, NVDA, Side::Buy, 18_001, 5)).unwrap();
+    assert_eq!(h.engine.order(improving).unwrap().queue_ahead_lots, 0);
+    let behind = accepted_id(&limit(&mut h, 2, NVDA, Side::Buy, 17_990, 5)).unwrap();
+    assert_eq!(h.engine.order(behind).unwrap().queue_ahead_lots, 300);
+    let events = trade(&mut h, NVDA, 18_001, 3);
+    assert_eq!(fills(&events).iter().map(|f| (f.maker_order_id, f.qty_lots)).collect::<Vec<_>>(), vec![(improving, 3)]);
+    // The queue position survives a snapshot.
+    let bytes = h.engine.snapshot_bytes();
+    let restored = Engine::<ReferenceBook, LocalLedger>::from_snapshot(
+        EngineConfig::default(),
+        instruments(),
+        LocalLedger::new(),
+        &bytes,
+    )
+    .expect("restores");
+    assert_eq!(restored.state_hash(), h.engine.state_hash());
+    assert_eq!(restored.order(behind).unwrap().queue_ahead_lots, 300);
 }
 
 #[test]
@@ -458,7 +499,17 @@ proptest! {
 #[test]
 fn random_streams_with_reference_data_agree_across_books_replay_and_snapshots() {
     for seed in [11, 12] {
-        let instruments = InstrumentTable::default_table();
+        // The second seed also models queue position in AAPL.
+        let instruments = if seed == 12 {
+            InstrumentTable::from_toml(&DEFAULT_INSTRUMENTS_TOML.replacen(
+                "adv = \"50000000\"",
+                "adv = \"50000000\"\nqueue_position = true",
+                1,
+            ))
+            .expect("valid table")
+        } else {
+            InstrumentTable::default_table()
+        };
         let config = EngineConfig { orders_max: 4096, ..EngineConfig::default() };
         let mut fast: Engine<FastBook, LocalLedger> =
             Engine::with_ledger(config.clone(), instruments.clone(), LocalLedger::new());

@@ -61,8 +61,10 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     /// Fills resting orders that a reference trade at `price_ticks` went strictly through (bids
     /// above it, asks below it), best price and then time first, up to the trade's `qty_lots` in
     /// all, each at its own limit price: never a price the market did not reach. A trade exactly at
-    /// an order's price does not fill it (it may have been behind the queue). Not in `book` mode, nor
-    /// while the symbol is halted.
+    /// an order's price does not fill it (it may have been behind the queue), unless the instrument
+    /// models queue position: then what is left of the trade fills orders at its price that the
+    /// volume traded there has reached (`queue_ahead_lots` below zero), in time priority. Not in
+    /// `book` mode, nor while the symbol is halted.
     fn fill_traded_through(&mut self, symbol_id: SymbolId, price_ticks: i64, qty_lots: i64, out: &mut Vec<Event>) {
         let index = usize::from(symbol_id);
         let (maker_fee_bps, mode) = {
@@ -108,6 +110,100 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 self.emit(out, EventBody::Fill(fill));
                 remaining_lots -= lots;
             }
+        }
+        if !self.instrument(symbol_id).sim.queue_position {
+            return;
+        }
+        // Each fill raises the order's `queue_ahead_lots` towards zero or closes it, so this ends.
+        while remaining_lots > 0 {
+            let Some((handle, owed_lots)) = self.first_owed_at(symbol_id, price_ticks) else {
+                break;
+            };
+            let resting = *self.orders.get(handle);
+            let lots = resting.open_lots.min(owed_lots).min(remaining_lots);
+            let notional_micros = self
+                .instrument(symbol_id)
+                .notional_floor_micros(price_ticks, lots)
+                .expect("a part of an accepted order's notional fits");
+            let fill = Fill {
+                trade_id: self.last_trade_id + 1,
+                symbol_id,
+                maker_order_id: resting.order_id,
+                maker_portfolio_id: resting.portfolio_id,
+                taker_order_id: SIMULATED_ORDER_ID,
+                taker_portfolio_id: NO_PORTFOLIO,
+                taker_side: resting.side.opposite(),
+                price_ticks,
+                qty_lots: lots,
+                notional_micros,
+                maker_fee_micros: fee_micros(notional_micros, maker_fee_bps),
+                taker_fee_micros: 0,
+            };
+            self.emit(out, EventBody::Fill(fill));
+            remaining_lots -= lots;
+        }
+    }
+
+    /// The first order in time priority resting exactly at `price_ticks` (either side) that the
+    /// volume traded there has reached, with the lots it is owed.
+    fn first_owed_at(&self, symbol_id: SymbolId, price_ticks: i64) -> Option<(Handle, i64)> {
+        let book = &self.books[usize::from(symbol_id)];
+        let mut found = None;
+        for side in [Side::Buy, Side::Sell] {
+            book.scan(side, |level_ticks, handle| {
+                if !side.crosses(price_ticks, level_ticks) {
+                    return true;
+                }
+                if level_ticks != price_ticks {
+                    return false;
+                }
+                let order = self.orders.get(handle);
+                if order.queue_ahead_lots < 0 {
+                    found = Some((handle, -order.queue_ahead_lots));
+                    return false;
+                }
+                true
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// The queue position an order takes when it joins the book at `price_ticks`: the reference
+    /// volume ahead of it, or 0 when the instrument does not model queue position.
+    pub(crate) fn queue_ahead_on_joining(&self, symbol_id: SymbolId, side: Side, price_ticks: i64) -> i64 {
+        let queue_position = self.instruments.get(symbol_id).is_some_and(|i| i.sim.queue_position);
+        if queue_position {
+            self.symbols[usize::from(symbol_id)].market.queue_ahead_lots(side, price_ticks)
+        } else {
+            0
+        }
+    }
+
+    /// State change of a reference trade with queue-position modelling: every order resting exactly
+    /// at its price moves up the queue by its quantity. What was owed from an earlier trade and not
+    /// filled is forgotten (the order is at the front), so `queue_ahead_lots` becomes
+    /// `max(queue_ahead_lots, 0) - qty_lots`. Called from `evolve` only.
+    pub(crate) fn advance_queues(&mut self, symbol_id: SymbolId, price_ticks: i64, qty_lots: i64) {
+        if !self.instruments.get(symbol_id).is_some_and(|i| i.sim.queue_position) {
+            return;
+        }
+        let orders = &mut self.orders;
+        let book = &self.books[usize::from(symbol_id)];
+        for side in [Side::Buy, Side::Sell] {
+            book.scan(side, |level_ticks, handle| {
+                if !side.crosses(price_ticks, level_ticks) {
+                    return true;
+                }
+                if level_ticks != price_ticks {
+                    return false;
+                }
+                let order = orders.get_mut(handle);
+                order.queue_ahead_lots = order.queue_ahead_lots.max(0).saturating_sub(qty_lots);
+                true
+            });
         }
     }
 

@@ -67,6 +67,9 @@ pub struct SimParams {
     pub adv_limit_bps: i64,
     /// Most slices a simulated execution is split into.
     pub slices_max: i64,
+    /// Whether a resting order also fills on reference trades exactly at its price, once the volume
+    /// traded there exceeds what stood ahead of it when it joined (see `docs/simulation.md`).
+    pub queue_position: bool,
 }
 
 impl SimParams {
@@ -87,6 +90,7 @@ impl SimParams {
             quote_size_limit_bps: 50_000,
             adv_limit_bps: 1_000,
             slices_max: 4,
+            queue_position: false,
         }
     }
 
@@ -154,6 +158,25 @@ impl MarketState {
 
     /// The price positions are marked at: the quote's mid (rounded down) if there is a quote, else
     /// the last reference trade. `None` before any reference data.
+    /// Reference volume ahead of an order of `side` joining the book at `price_ticks`: the quote's
+    /// size on its own side when it joins at the quote's price, the same size when it joins behind
+    /// it (deeper depth is unknown; the touch's size stands in for it), and 0 when it improves on
+    /// the quote or there is none.
+    pub fn queue_ahead_lots(&self, side: Side, price_ticks: i64) -> i64 {
+        if !self.has_quote() {
+            return 0;
+        }
+        let (touch_ticks, touch_lots) = match side {
+            Side::Buy => (self.bid_ticks, self.bid_lots),
+            Side::Sell => (self.ask_ticks, self.ask_lots),
+        };
+        if side.crosses(touch_ticks, price_ticks) {
+            touch_lots
+        } else {
+            0
+        }
+    }
+
     pub fn mark_ticks(&self) -> Option<i64> {
         if self.has_quote() {
             Some(self.bid_ticks + (self.ask_ticks - self.bid_ticks) / 2)
