@@ -14,7 +14,9 @@
 //! An accepted order joins its side of the book at once (at the tail of its level), then trades
 //! against the opposite side while prices cross; a remainder that may not rest (IOC, FOK, market)
 //! is then cancelled. Between commands the book is never crossed. Trades happen at the resting
-//! order's price.
+//! order's price. Depending on the instrument's liquidity mode an order also trades with simulated
+//! liquidity derived from reference prices, and reference trades fill resting orders they go
+//! through; those decisions live in `sim` (see `docs/simulation.md`).
 //!
 //! # Determinism
 //! No clock (time is `Command::timestamp_ns`, asserted monotonic), no randomness, no iteration over a
