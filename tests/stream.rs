@@ -5,7 +5,8 @@
 //! cancels and replaces of orders it has seen accepted (and of ids that no longer exist), mass
 //! cancels, reference price moves (some pushing resting orders out of the band), deposits and
 //! withdrawals, halts, risk-limit changes and jumps in time that expire DAY and GTD orders. Now and
-//! then it sends something wrong on purpose. It learns order ids by observing the events, so the
+//! then it sends something wrong on purpose. With `with_reference_data` it also sends reference
+//! quotes and trades. It learns order ids by observing the events, so the
 //! same seed yields the same stream for any correct engine.
 
 use rand::{Rng, SeedableRng};
@@ -32,6 +33,8 @@ pub struct StreamGenerator {
     open_orders: BTreeMap<OrderId, (PortfolioId, i64, i64)>,
     now_ns: i64,
     setup: Vec<CommandBody>,
+    /// Whether half the price moves are reference quotes and trades (see `with_reference_data`).
+    reference_data: bool,
 }
 
 impl StreamGenerator {
@@ -64,7 +67,17 @@ impl StreamGenerator {
             open_orders: BTreeMap::new(),
             now_ns: 1_767_623_400 * NANOS_PER_SECOND,
             setup,
+            reference_data: false,
         }
+    }
+
+    /// A generator whose price moves are, half the time, reference quotes (5 bps around the mid,
+    /// sizes sometimes unknown) and reference trades near the mid, so that orders also trade with
+    /// simulated liquidity and resting orders fill on trade-through. Streams without it are
+    /// unchanged.
+    pub fn with_reference_data(mut self) -> StreamGenerator {
+        self.reference_data = true;
+        self
     }
 
     /// Learns the ids of accepted orders.
@@ -156,7 +169,25 @@ impl StreamGenerator {
                 let jump = if self.rng.gen_ratio(1, 20) { symbol.mid_ticks * 15 / 100 } else { 0 };
                 let delta = self.rng.gen_range(-step..=step) + if self.rng.gen() { jump } else { -jump };
                 symbol.mid_ticks = (symbol.mid_ticks + delta).max(100);
-                CommandBody::SetReferencePrice { symbol_id: symbol.symbol_id, price_ticks: symbol.mid_ticks }
+                let (symbol_id, mid_ticks, unit_lots) = (symbol.symbol_id, symbol.mid_ticks, symbol.qty_unit_lots);
+                if self.reference_data && self.rng.gen() {
+                    let half_spread_ticks = (mid_ticks / 4_000).max(1);
+                    if self.rng.gen() {
+                        CommandBody::ReferenceQuote {
+                            symbol_id,
+                            bid_price_ticks: mid_ticks - half_spread_ticks,
+                            bid_qty_lots: unit_lots * self.rng.gen_range(0..8),
+                            ask_price_ticks: mid_ticks + half_spread_ticks,
+                            ask_qty_lots: unit_lots * self.rng.gen_range(0..8),
+                        }
+                    } else {
+                        let offset_ticks = self.rng.gen_range(-4 * half_spread_ticks..=4 * half_spread_ticks);
+                        let qty_lots = unit_lots * self.rng.gen_range(1..30);
+                        CommandBody::ReferenceTrade { symbol_id, price_ticks: mid_ticks + offset_ticks, qty_lots }
+                    }
+                } else {
+                    CommandBody::SetReferencePrice { symbol_id, price_ticks: mid_ticks }
+                }
             }
             950..=974 => {
                 let delta_micros = self.rng.gen_range(-50_000i64..50_000) * 1_000_000;

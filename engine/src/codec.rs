@@ -30,6 +30,11 @@
 //! | 8 | `OrderReplaced` | 40 |
 //! | 9 | `ReferencePriceSet` | 16 |
 //! | 10 | `HaltedSet` | 8 |
+//! | 11 | `ReferenceQuoteSet` | 40 |
+//! | 12 | `ReferenceTradePrinted` | 24 |
+//!
+//! A `Fill` whose maker or taker order id is 0 has the simulated market on that side (its portfolio
+//! is `NO_PORTFOLIO`); the layout is the same.
 //!
 //! Enum codes (all start at 1, so that a zeroed field is never a valid code):
 //!
@@ -69,9 +74,11 @@ pub mod record_type {
     pub const ORDER_REPLACED: u16 = 8;
     pub const REFERENCE_PRICE_SET: u16 = 9;
     pub const HALTED_SET: u16 = 10;
+    pub const REFERENCE_QUOTE_SET: u16 = 11;
+    pub const REFERENCE_TRADE_PRINTED: u16 = 12;
 
     /// Every event record type, in numeric order.
-    pub const ALL: [u16; 10] = [
+    pub const ALL: [u16; 12] = [
         PORTFOLIO_CREATED,
         CASH_ADJUSTED,
         RISK_LIMITS_SET,
@@ -82,6 +89,8 @@ pub mod record_type {
         ORDER_REPLACED,
         REFERENCE_PRICE_SET,
         HALTED_SET,
+        REFERENCE_QUOTE_SET,
+        REFERENCE_TRADE_PRINTED,
     ];
 }
 
@@ -208,6 +217,26 @@ struct HaltedWire {
     _pad: [u8; 5],
 }
 
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct ReferenceQuoteWire {
+    bid_price_ticks: i64,
+    bid_qty_lots: i64,
+    ask_price_ticks: i64,
+    ask_qty_lots: i64,
+    symbol_id: u16,
+    _pad: [u8; 6],
+}
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct ReferenceTradeWire {
+    price_ticks: i64,
+    qty_lots: i64,
+    symbol_id: u16,
+    _pad: [u8; 6],
+}
+
 const fn aligned(size: usize) -> bool {
     size % 8 == 0
 }
@@ -222,6 +251,8 @@ const _: () = {
     assert!(size_of::<ReplacedWire>() == 40);
     assert!(size_of::<ReferencePriceWire>() == 16);
     assert!(size_of::<HaltedWire>() == 8);
+    assert!(size_of::<ReferenceQuoteWire>() == 40);
+    assert!(size_of::<ReferenceTradeWire>() == 24);
 };
 
 /// The largest payload of any event: a buffer of this size holds every encoding.
@@ -239,6 +270,8 @@ pub fn payload_len(record_type: u16) -> Option<usize> {
         record_type::ORDER_REPLACED => size_of::<ReplacedWire>(),
         record_type::REFERENCE_PRICE_SET => size_of::<ReferencePriceWire>(),
         record_type::HALTED_SET => size_of::<HaltedWire>(),
+        record_type::REFERENCE_QUOTE_SET => size_of::<ReferenceQuoteWire>(),
+        record_type::REFERENCE_TRADE_PRINTED => size_of::<ReferenceTradeWire>(),
         _ => return None,
     })
 }
@@ -256,6 +289,8 @@ pub fn record_type_of(body: &EventBody) -> u16 {
         EventBody::OrderReplaced { .. } => record_type::ORDER_REPLACED,
         EventBody::ReferencePriceSet { .. } => record_type::REFERENCE_PRICE_SET,
         EventBody::HaltedSet { .. } => record_type::HALTED_SET,
+        EventBody::ReferenceQuoteSet { .. } => record_type::REFERENCE_QUOTE_SET,
+        EventBody::ReferenceTradePrinted { .. } => record_type::REFERENCE_TRADE_PRINTED,
     }
 }
 
@@ -475,6 +510,30 @@ pub fn encode_event(body: &EventBody, out: &mut [u8]) -> (u16, usize) {
         EventBody::HaltedSet { symbol_id, halted } => {
             put(out, record_type, &HaltedWire { symbol_id: symbol_id.to_le(), halted: u8::from(halted), _pad: [0; 5] })
         }
+        EventBody::ReferenceQuoteSet { symbol_id, bid_price_ticks, bid_qty_lots, ask_price_ticks, ask_qty_lots } => {
+            put(
+                out,
+                record_type,
+                &ReferenceQuoteWire {
+                    bid_price_ticks: bid_price_ticks.to_le(),
+                    bid_qty_lots: bid_qty_lots.to_le(),
+                    ask_price_ticks: ask_price_ticks.to_le(),
+                    ask_qty_lots: ask_qty_lots.to_le(),
+                    symbol_id: symbol_id.to_le(),
+                    _pad: [0; 6],
+                },
+            )
+        }
+        EventBody::ReferenceTradePrinted { symbol_id, price_ticks, qty_lots } => put(
+            out,
+            record_type,
+            &ReferenceTradeWire {
+                price_ticks: price_ticks.to_le(),
+                qty_lots: qty_lots.to_le(),
+                symbol_id: symbol_id.to_le(),
+                _pad: [0; 6],
+            },
+        ),
     }
 }
 
@@ -646,6 +705,26 @@ pub fn decode_event(record_type: u16, seq: u64, timestamp_ns: i64, payload: &[u8
             fields.padding(w._pad == [0; 5])?;
             EventBody::HaltedSet { symbol_id: u16::from_le(w.symbol_id), halted: fields.flag("halted", w.halted)? }
         }
+        record_type::REFERENCE_QUOTE_SET => {
+            let w: ReferenceQuoteWire = read(record_type, payload)?;
+            fields.padding(w._pad == [0; 6])?;
+            EventBody::ReferenceQuoteSet {
+                symbol_id: u16::from_le(w.symbol_id),
+                bid_price_ticks: i64::from_le(w.bid_price_ticks),
+                bid_qty_lots: i64::from_le(w.bid_qty_lots),
+                ask_price_ticks: i64::from_le(w.ask_price_ticks),
+                ask_qty_lots: i64::from_le(w.ask_qty_lots),
+            }
+        }
+        record_type::REFERENCE_TRADE_PRINTED => {
+            let w: ReferenceTradeWire = read(record_type, payload)?;
+            fields.padding(w._pad == [0; 6])?;
+            EventBody::ReferenceTradePrinted {
+                symbol_id: u16::from_le(w.symbol_id),
+                price_ticks: i64::from_le(w.price_ticks),
+                qty_lots: i64::from_le(w.qty_lots),
+            }
+        }
         _ => return Err(CodecError::UnknownRecordType(record_type)),
     };
     Ok(Event { seq, timestamp_ns, body })
@@ -729,6 +808,15 @@ mod tests {
             EventBody::ReferencePriceSet { symbol_id: 9, price_ticks: 108_000 },
             EventBody::HaltedSet { symbol_id: 1, halted: true },
             EventBody::HaltedSet { symbol_id: 1, halted: false },
+            EventBody::ReferenceQuoteSet {
+                symbol_id: 3,
+                bid_price_ticks: 14_999,
+                bid_qty_lots: 300,
+                ask_price_ticks: 15_001,
+                ask_qty_lots: 0,
+            },
+            EventBody::ReferenceTradePrinted { symbol_id: u16::MAX, price_ticks: 15_000, qty_lots: 100 },
+            EventBody::Fill(Fill { maker_order_id: 0, maker_portfolio_id: u32::MAX, maker_fee_micros: 0, ..fill() }),
         ];
         for side in [Side::Buy, Side::Sell] {
             for kind in [OrderKind::Limit, OrderKind::Market] {
@@ -835,7 +923,7 @@ mod tests {
         assert!(decode_event(record_type, 1, 0, &good).is_ok());
 
         assert_eq!(decode_event(0, 1, 0, &good), Err(CodecError::UnknownRecordType(0)));
-        assert_eq!(decode_event(11, 1, 0, &good), Err(CodecError::UnknownRecordType(11)));
+        assert_eq!(decode_event(13, 1, 0, &good), Err(CodecError::UnknownRecordType(13)));
         assert_eq!(
             decode_event(record_type, 1, 0, &good[..79]),
             Err(CodecError::WrongLength { record_type, expected: 80, actual: 79 })

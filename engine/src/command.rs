@@ -56,6 +56,22 @@ pub enum CommandBody {
         symbol_id: SymbolId,
         halted: bool,
     },
+    /// The outside market's best bid and offer (sizes 0 when the feed gives none). Feeds simulated
+    /// liquidity and marks positions; see `docs/simulation.md`.
+    ReferenceQuote {
+        symbol_id: SymbolId,
+        bid_price_ticks: i64,
+        bid_qty_lots: i64,
+        ask_price_ticks: i64,
+        ask_qty_lots: i64,
+    },
+    /// A trade printed in the outside market. Moves the price band's anchor, fills resting orders
+    /// it trades through, and models a quote when the feed has none.
+    ReferenceTrade {
+        symbol_id: SymbolId,
+        price_ticks: i64,
+        qty_lots: i64,
+    },
     /// Lets time pass with nothing else happening, so that orders due to expire do.
     AdvanceTime,
 }

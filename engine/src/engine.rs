@@ -14,7 +14,9 @@
 //! An accepted order joins its side of the book at once (at the tail of its level), then trades
 //! against the opposite side while prices cross; a remainder that may not rest (IOC, FOK, market)
 //! is then cancelled. Between commands the book is never crossed. Trades happen at the resting
-//! order's price.
+//! order's price. Depending on the instrument's liquidity mode an order also trades with simulated
+//! liquidity derived from reference prices, and reference trades fill resting orders they go
+//! through; those decisions live in `sim` (see `docs/simulation.md`).
 //!
 //! # Determinism
 //! No clock (time is `Command::timestamp_ns`, asserted monotonic), no randomness, no iteration over a
@@ -28,6 +30,7 @@ use crate::ledger::{Account, Ledger, LocalLedger, CASH_MICROS_MAX};
 use crate::order::{Handle, Order, OrderStore, NIL};
 use crate::position::Position;
 use crate::risk::RiskLimits;
+use crate::sim::{LiquidityMode, MarketState, SIMULATED_ORDER_ID};
 use crate::types::{
     ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce,
     BASIS_POINTS_PER_UNIT, NANOS_PER_DAY,
@@ -82,6 +85,8 @@ pub(crate) struct SymbolState {
     pub(crate) reference_ticks: i64,
     /// 0 before the first trade.
     pub(crate) last_trade_ticks: i64,
+    /// The outside market as the reference feed describes it (see `sim`).
+    pub(crate) market: MarketState,
 }
 
 /// One shard's matching engine, risk checks and positions.
@@ -223,13 +228,21 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         self.books.get(usize::from(symbol_id))?.best(side).map(|(price, _)| price)
     }
 
+    /// The price band's anchor: the last `SetReferencePrice` or reference trade; else the reference
+    /// quote's mid; else the last trade in the book.
     pub fn reference_price(&self, symbol_id: SymbolId) -> Option<i64> {
         let state = self.symbols.get(usize::from(symbol_id))?;
-        match (state.reference_ticks, state.last_trade_ticks) {
-            (0, 0) => None,
-            (0, last) => Some(last),
-            (reference, _) => Some(reference),
+        match (state.reference_ticks, state.market.mark_ticks(), state.last_trade_ticks) {
+            (0, None, 0) => None,
+            (0, None, last) => Some(last),
+            (0, Some(mark), _) => Some(mark),
+            (reference, _, _) => Some(reference),
         }
+    }
+
+    /// What this shard knows of the outside market in a symbol (see `sim`).
+    pub fn market(&self, symbol_id: SymbolId) -> Option<MarketState> {
+        self.symbols.get(usize::from(symbol_id)).map(|s| s.market)
     }
 
     // ----------------------------------------------------------------------------------------
@@ -290,16 +303,26 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                     self.reject(out, NO_PORTFOLIO, 0, ClientOrderId::NONE, RejectReason::UnknownSymbol)
                 }
             }
+            CommandBody::ReferenceQuote { symbol_id, bid_price_ticks, bid_qty_lots, ask_price_ticks, ask_qty_lots } => {
+                self.decide_reference_quote(
+                    symbol_id,
+                    [bid_price_ticks, bid_qty_lots, ask_price_ticks, ask_qty_lots],
+                    out,
+                )
+            }
+            CommandBody::ReferenceTrade { symbol_id, price_ticks, qty_lots } => {
+                self.decide_reference_trade(symbol_id, price_ticks, qty_lots, out)
+            }
             CommandBody::AdvanceTime => {}
         }
         self.compact_expiries();
     }
 
-    fn owns(&self, symbol_id: SymbolId) -> bool {
+    pub(crate) fn owns(&self, symbol_id: SymbolId) -> bool {
         self.symbols.get(usize::from(symbol_id)).is_some_and(|s| s.owned)
     }
 
-    fn instrument(&self, symbol_id: SymbolId) -> &Instrument {
+    pub(crate) fn instrument(&self, symbol_id: SymbolId) -> &Instrument {
         self.instruments.get(symbol_id).expect("symbol id checked before use")
     }
 
@@ -309,13 +332,13 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         (self.orders.get(handle).portfolio_id == portfolio_id).then_some(handle)
     }
 
-    fn emit(&mut self, out: &mut Vec<Event>, body: EventBody) {
+    pub(crate) fn emit(&mut self, out: &mut Vec<Event>, body: EventBody) {
         let event = Event { seq: self.last_seq + 1, timestamp_ns: self.now_ns, body };
         self.evolve(&event, Mode::Live);
         out.push(event);
     }
 
-    fn reject(
+    pub(crate) fn reject(
         &mut self,
         out: &mut Vec<Event>,
         portfolio_id: PortfolioId,
@@ -326,7 +349,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         self.emit(out, EventBody::Rejected { portfolio_id, order_id, client_order_id, reason });
     }
 
-    fn cancel(&mut self, out: &mut Vec<Event>, handle: Handle, reason: CancelReason) {
+    pub(crate) fn cancel(&mut self, out: &mut Vec<Event>, handle: Handle, reason: CancelReason) {
         let order = self.orders.get(handle);
         let body = EventBody::OrderCancelled {
             order_id: order.order_id,
@@ -531,14 +554,54 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         self.match_incoming(out, handle);
     }
 
-    /// Trades an order that has just joined the book (or moved in it) against the opposite side,
-    /// then cancels a remainder that may not rest.
+    /// Trades an order that has just joined the book (or moved in it) against the opposite side and
+    /// simulated liquidity (per the instrument's liquidity mode), then cancels a remainder that may
+    /// not rest.
+    ///
+    /// In `hybrid` mode the book is taken first at prices at least as good as the simulated touch,
+    /// then simulated liquidity, then the rest of the book; in `simulated` mode simulated liquidity
+    /// first, then the book (so that a remainder never rests crossed); in `book` mode, and for FOK
+    /// orders, only the book.
     fn match_incoming(&mut self, out: &mut Vec<Event>, handle: Handle) {
         let taker = *self.orders.get(handle);
-        let book_index = usize::from(taker.symbol_id);
         if taker.time_in_force == TimeInForce::Fok && !self.fok_fillable(&taker) {
             return self.cancel(out, handle, CancelReason::FokUnfillable);
         }
+        let mut exhausted = false;
+        match self.simulated_touch(&taker) {
+            None => {
+                if !self.match_book(out, handle, None) {
+                    return;
+                }
+            }
+            Some((mode, touch)) => {
+                if mode == LiquidityMode::Hybrid && !self.match_book(out, handle, Some(touch.price_ticks)) {
+                    return;
+                }
+                exhausted = self.match_simulated(out, handle, touch);
+                if !self.match_book(out, handle, None) {
+                    return;
+                }
+            }
+        }
+        if self.orders.get(handle).open_lots == 0 {
+            return;
+        }
+        let reason = match (taker.kind, taker.time_in_force) {
+            (_, TimeInForce::Ioc) if exhausted => CancelReason::LiquidityExhausted,
+            (OrderKind::Market, _) => CancelReason::NoLiquidity,
+            (_, TimeInForce::Ioc) => CancelReason::IocRemainder,
+            (_, TimeInForce::Fok) => unreachable!("a fillable FOK order fills completely"),
+            _ => return,
+        };
+        self.cancel(out, handle, reason);
+    }
+
+    /// Trades against the opposite side of the book while prices cross (and, with `price_cap_ticks`,
+    /// are at least as good as it). Returns false if self-trade prevention cancelled the order.
+    fn match_book(&mut self, out: &mut Vec<Event>, handle: Handle, price_cap_ticks: Option<i64>) -> bool {
+        let taker = *self.orders.get(handle);
+        let book_index = usize::from(taker.symbol_id);
         let instrument_fees = {
             let instrument = self.instrument(taker.symbol_id);
             (instrument.maker_fee_bps, instrument.taker_fee_bps)
@@ -546,21 +609,27 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         loop {
             let open_lots = self.orders.get(handle).open_lots;
             if open_lots == 0 {
-                return;
+                return true;
             }
             let Some((price_ticks, maker_handle)) = self.books[book_index].best(taker.side.opposite()) else {
-                break;
+                return true;
             };
-            if !taker.side.crosses(taker.price_ticks, price_ticks) {
-                break;
+            if !taker.side.crosses(taker.price_ticks, price_ticks)
+                || price_cap_ticks.is_some_and(|cap| !taker.side.crosses(cap, price_ticks))
+            {
+                return true;
             }
             let maker = *self.orders.get(maker_handle);
             if maker.portfolio_id == taker.portfolio_id && taker.self_trade_policy != SelfTradePolicy::Allow {
                 match taker.self_trade_policy {
-                    SelfTradePolicy::CancelIncoming => return self.cancel(out, handle, CancelReason::SelfTrade),
+                    SelfTradePolicy::CancelIncoming => {
+                        self.cancel(out, handle, CancelReason::SelfTrade);
+                        return false;
+                    }
                     SelfTradePolicy::CancelBoth => {
                         self.cancel(out, maker_handle, CancelReason::SelfTrade);
-                        return self.cancel(out, handle, CancelReason::SelfTrade);
+                        self.cancel(out, handle, CancelReason::SelfTrade);
+                        return false;
                     }
                     SelfTradePolicy::CancelResting | SelfTradePolicy::Default | SelfTradePolicy::Allow => {
                         self.cancel(out, maker_handle, CancelReason::SelfTrade);
@@ -589,13 +658,6 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             };
             self.emit(out, EventBody::Fill(fill));
         }
-        let reason = match (taker.kind, taker.time_in_force) {
-            (OrderKind::Market, _) => CancelReason::NoLiquidity,
-            (_, TimeInForce::Ioc) => CancelReason::IocRemainder,
-            (_, TimeInForce::Fok) => unreachable!("a fillable FOK order fills completely"),
-            _ => return,
-        };
-        self.cancel(out, handle, reason);
     }
 
     /// Whether a FOK order can fill completely now, counting only what self-trade prevention lets
@@ -779,6 +841,23 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 self.symbols[usize::from(symbol_id)].reference_ticks = price_ticks
             }
             EventBody::HaltedSet { symbol_id, halted } => self.symbols[usize::from(symbol_id)].halted = halted,
+            EventBody::ReferenceQuoteSet {
+                symbol_id,
+                bid_price_ticks,
+                bid_qty_lots,
+                ask_price_ticks,
+                ask_qty_lots,
+            } => {
+                let market = &mut self.symbols[usize::from(symbol_id)].market;
+                (market.bid_ticks, market.bid_lots) = (bid_price_ticks, bid_qty_lots);
+                (market.ask_ticks, market.ask_lots) = (ask_price_ticks, ask_qty_lots);
+            }
+            EventBody::ReferenceTradePrinted { symbol_id, price_ticks, qty_lots } => {
+                let state = &mut self.symbols[usize::from(symbol_id)];
+                state.market.last_trade_ticks = price_ticks;
+                state.reference_ticks = price_ticks;
+                self.advance_queues(symbol_id, price_ticks, qty_lots);
+            }
         }
     }
 
@@ -789,6 +868,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         }
         self.order_counter = accepted.order_id & ORDER_COUNTER_MASK;
         let mut order = Order::from_accepted(accepted);
+        order.queue_ahead_lots = self.queue_ahead_on_joining(accepted.symbol_id, accepted.side, accepted.price_ticks);
         let portfolio_index = accepted.portfolio_id as usize;
         if self.portfolio_heads.len() <= portfolio_index {
             self.portfolio_heads.resize(portfolio_index + 1, NIL);
@@ -825,10 +905,18 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         self.last_trade_id = fill.trade_id;
         self.symbols[usize::from(fill.symbol_id)].last_trade_ticks = fill.price_ticks;
         let day = timestamp_ns.div_euclid(NANOS_PER_DAY);
-        let maker = self.orders.find(fill.maker_order_id).expect("maker is open");
-        let taker = self.orders.find(fill.taker_order_id).expect("taker is open");
-        self.settle_side(maker, fill, fill.maker_fee_micros, day);
-        self.settle_side(taker, fill, fill.taker_fee_micros, day);
+        // The simulated market has no order: its side only moves its net position.
+        for (order_id, fee, side) in [
+            (fill.maker_order_id, fill.maker_fee_micros, fill.taker_side.opposite()),
+            (fill.taker_order_id, fill.taker_fee_micros, fill.taker_side),
+        ] {
+            if order_id == SIMULATED_ORDER_ID {
+                self.symbols[usize::from(fill.symbol_id)].market.counterparty_lots += side.sign() * fill.qty_lots;
+            } else {
+                let handle = self.orders.find(order_id).expect("a filled order is open");
+                self.settle_side(handle, fill, fee, day);
+            }
+        }
     }
 
     /// Books one side of a fill: the order's open quantity and reservation, the position, margin,
@@ -899,6 +987,9 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         stored.filled_lots += qty_lots;
         stored.reserved_cash_micros = required_after;
         stored.reserved_lots = reserved_lots_after;
+        if stored.queue_ahead_lots < 0 {
+            stored.queue_ahead_lots = (stored.queue_ahead_lots + qty_lots).min(0);
+        }
         if open_after == 0 {
             assert_eq!(required_after, 0);
             self.books[usize::from(order.symbol_id)].remove(handle, order.side, order.price_ticks, qty_lots);
@@ -1002,11 +1093,17 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             book.remove(handle, order.side, order.price_ticks, order.open_lots);
             book.insert(handle, order.side, price_ticks, qty_lots);
         }
+        let queue_ahead_lots = if priority_kept {
+            order.queue_ahead_lots
+        } else {
+            self.queue_ahead_on_joining(order.symbol_id, order.side, price_ticks)
+        };
         let stored = self.orders.get_mut(handle);
         stored.price_ticks = price_ticks;
         stored.open_lots = qty_lots;
         stored.reserved_cash_micros = required;
         stored.reserved_lots = reserved_lots;
+        stored.queue_ahead_lots = queue_ahead_lots;
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1029,6 +1126,10 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             put(i64::from(state.halted));
             put(state.reference_ticks);
             put(state.last_trade_ticks);
+            let m = state.market;
+            for value in [m.bid_ticks, m.bid_lots, m.ask_ticks, m.ask_lots, m.last_trade_ticks, m.counterparty_lots] {
+                put(value);
+            }
             for side in [Side::Buy, Side::Sell] {
                 put(-1);
                 self.books[index].scan(side, |_, handle| {
@@ -1049,6 +1150,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                         o.self_trade_policy as i64,
                         o.reserved_cash_micros,
                         o.reserved_lots,
+                        o.queue_ahead_lots,
                     ] {
                         put(value);
                     }
@@ -1175,7 +1277,17 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         ensure!(resting_count == self.orders.len(), "an order is open but not in a book");
         ensure!(self.client_order_ids.len() <= self.orders.len(), "the client order id index holds closed orders");
 
+        // The simulated market is the counterparty of simulated fills: its net position counts too.
         let mut net_by_symbol: FxHashMap<SymbolId, i128> = FxHashMap::default();
+        for (index, state) in self.symbols.iter().enumerate() {
+            ensure!(
+                state.owned || state.market == MarketState::default(),
+                "symbol {index} is not owned but has a market"
+            );
+            if state.market.counterparty_lots != 0 {
+                net_by_symbol.insert(index as SymbolId, i128::from(state.market.counterparty_lots));
+            }
+        }
         let mut margin_by_portfolio: FxHashMap<PortfolioId, i128> = FxHashMap::default();
         let mut gross_by_portfolio: FxHashMap<PortfolioId, i128> = FxHashMap::default();
         for (key, position) in &self.positions {

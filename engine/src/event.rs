@@ -69,6 +69,21 @@ pub enum EventBody {
         symbol_id: SymbolId,
         halted: bool,
     },
+    /// A reference quote was taken; the simulated market quotes it from now on.
+    ReferenceQuoteSet {
+        symbol_id: SymbolId,
+        bid_price_ticks: i64,
+        bid_qty_lots: i64,
+        ask_price_ticks: i64,
+        ask_qty_lots: i64,
+    },
+    /// A reference trade was taken: it is the symbol's last reference trade and its price band
+    /// anchor from now on. Fills of resting orders it trades through follow as their own events.
+    ReferenceTradePrinted {
+        symbol_id: SymbolId,
+        price_ticks: i64,
+        qty_lots: i64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +109,9 @@ pub struct AcceptedOrder {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fill {
     pub trade_id: u64,
+    // Either side may be the simulated market (`SIMULATED_ORDER_ID`, portfolio `NO_PORTFOLIO`): the
+    // maker when an order takes simulated liquidity, the taker when the market trades through a
+    // resting order. Its fee is always 0.
     pub symbol_id: SymbolId,
     pub maker_order_id: OrderId,
     pub maker_portfolio_id: PortfolioId,
@@ -140,10 +158,25 @@ pub enum RejectReason {
     InsufficientCash = 25,
     InvalidAmount = 26,
     ReplaceNoChange = 27,
+    /// A reference quote with a price that is not positive, a crossed or locked quote, or a
+    /// negative size.
+    InvalidQuote = 28,
+}
+
+impl Fill {
+    /// Whether the simulated market is the maker (an order took simulated liquidity).
+    pub fn maker_is_simulated(&self) -> bool {
+        self.maker_order_id == crate::sim::SIMULATED_ORDER_ID
+    }
+
+    /// Whether the simulated market is the taker (it traded through a resting order).
+    pub fn taker_is_simulated(&self) -> bool {
+        self.taker_order_id == crate::sim::SIMULATED_ORDER_ID
+    }
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 27] = [
+    pub const ALL: [RejectReason; 28] = [
         RejectReason::UnknownPortfolio,
         RejectReason::PortfolioExists,
         RejectReason::UnknownSymbol,
@@ -171,6 +204,7 @@ impl RejectReason {
         RejectReason::InsufficientCash,
         RejectReason::InvalidAmount,
         RejectReason::ReplaceNoChange,
+        RejectReason::InvalidQuote,
     ];
 
     pub fn code(self) -> u16 {
@@ -199,16 +233,20 @@ pub enum CancelReason {
     Expired = 5,
     /// A market order's remainder with no more liquidity within its protection price.
     NoLiquidity = 6,
+    /// The remainder of an IOC or market order beyond what simulated liquidity allows one order
+    /// (a share of the displayed size or of the average daily volume).
+    LiquidityExhausted = 7,
 }
 
 impl CancelReason {
-    pub const ALL: [CancelReason; 6] = [
+    pub const ALL: [CancelReason; 7] = [
         CancelReason::User,
         CancelReason::IocRemainder,
         CancelReason::FokUnfillable,
         CancelReason::SelfTrade,
         CancelReason::Expired,
         CancelReason::NoLiquidity,
+        CancelReason::LiquidityExhausted,
     ];
 
     pub fn code(self) -> u16 {

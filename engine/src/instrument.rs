@@ -10,6 +10,8 @@
 //! The table is read from TOML (see `default_instruments.toml`, embedded as the default).
 
 use crate::decimal::{Decimal, DecimalError, Step};
+use crate::sim::impact::SLICES_MAX;
+use crate::sim::{LiquidityMode, SimParams};
 use crate::types::{SymbolId, BASIS_POINTS_PER_UNIT, NANOS_PER_DAY, NANOS_PER_SECOND};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +55,36 @@ pub struct InstrumentSpec {
     pub initial_margin_bps: u32,
     /// UTC time of day at which DAY orders expire, "HH:MM" (crypto and forex: "00:00").
     pub session_close_utc: String,
+    /// Where liquidity comes from: "book", "simulated" or "hybrid" (default).
+    #[serde(default)]
+    pub liquidity: LiquidityMode,
+    /// Modelled spread when only reference trades are known (default per asset class).
+    #[serde(default)]
+    pub spread_bps: Option<u32>,
+    /// Daily volatility for the impact model (default per asset class).
+    #[serde(default)]
+    pub sigma_daily_bps: Option<u32>,
+    /// Average daily volume, as a decimal multiple of `lot`; without it there is no impact and no
+    /// volume limit.
+    #[serde(default)]
+    pub adv: Option<String>,
+    /// The impact law's coefficient Y in basis points (default 7000 = 0.7).
+    #[serde(default)]
+    pub impact_coefficient_bps: Option<u32>,
+    /// Most one order takes from simulated liquidity, in basis points of the displayed quote size
+    /// (default 50000 = five times).
+    #[serde(default)]
+    pub quote_size_limit_bps: Option<u32>,
+    /// Most one order takes from simulated liquidity, in basis points of ADV (default 1000 = 10%).
+    #[serde(default)]
+    pub adv_limit_bps: Option<u32>,
+    /// Most slices a simulated execution is split into (default 4, at most 16).
+    #[serde(default)]
+    pub slices_max: Option<u32>,
+    /// Resting orders also fill on trades at their price once the volume ahead has traded (default
+    /// false: only trades through their price fill them).
+    #[serde(default)]
+    pub queue_position: bool,
 }
 
 fn default_price_band_bps() -> u32 {
@@ -96,6 +128,8 @@ pub struct Instrument {
     pub initial_margin_bps: i64,
     /// Nanoseconds after 00:00 UTC at which DAY orders expire.
     pub session_close_ns: i64,
+    /// Liquidity mode and the simulation model's parameters.
+    pub sim: SimParams,
     /// `notional_micros = price_ticks * qty_lots * notional_multiplier / notional_divisor`.
     notional_multiplier: i128,
     notional_divisor: i128,
@@ -142,6 +176,8 @@ impl Instrument {
         let session_close_ns = parse_time_of_day(&spec.session_close_utc)
             .ok_or_else(|| field_error("session_close_utc", "expected HH:MM".into()))?;
 
+        let sim = sim_params(spec, lot).map_err(|(field, problem)| field_error(field, problem))?;
+
         // value in micros = pt * tick.m * 10^-tick.s * ql * lot.m * 10^-lot.s * 10^6
         let exponent = 6 - i64::from(tick.scale) - i64::from(lot.scale);
         let base = i128::from(tick.mantissa) * i128::from(lot.mantissa);
@@ -165,6 +201,7 @@ impl Instrument {
             short_allowed: spec.short_allowed,
             initial_margin_bps: i64::from(spec.initial_margin_bps),
             session_close_ns,
+            sim,
             notional_multiplier,
             notional_divisor,
         })
@@ -226,6 +263,39 @@ impl Instrument {
             (reference_ticks - width).max(1)
         }
     }
+}
+
+/// The simulation parameters of a spec: asset-class defaults overridden by the spec's own values,
+/// each checked against its range.
+fn sim_params(spec: &InstrumentSpec, lot: Step) -> Result<SimParams, (&'static str, String)> {
+    let mut params = SimParams::defaults(spec.asset_class);
+    params.liquidity = spec.liquidity;
+    params.queue_position = spec.queue_position;
+    let rate =
+        |field: &'static str, value: Option<u32>, range: std::ops::RangeInclusive<u32>, target: &mut i64| match value {
+            Some(value) if !range.contains(&value) => {
+                Err((field, format!("must be {} to {}", range.start(), range.end())))
+            }
+            Some(value) => {
+                *target = i64::from(value);
+                Ok(())
+            }
+            None => Ok(()),
+        };
+    rate("spread_bps", spec.spread_bps, 0..=10_000, &mut params.spread_bps)?;
+    rate("sigma_daily_bps", spec.sigma_daily_bps, 0..=10_000, &mut params.sigma_daily_bps)?;
+    rate("impact_coefficient_bps", spec.impact_coefficient_bps, 0..=100_000, &mut params.impact_coefficient_bps)?;
+    rate("quote_size_limit_bps", spec.quote_size_limit_bps, 1..=10_000_000, &mut params.quote_size_limit_bps)?;
+    rate("adv_limit_bps", spec.adv_limit_bps, 1..=10_000_000, &mut params.adv_limit_bps)?;
+    rate("slices_max", spec.slices_max, 1..=SLICES_MAX as u32, &mut params.slices_max)?;
+    if let Some(text) = &spec.adv {
+        let lots = Decimal::parse(text).and_then(|d| d.to_steps(lot)).map_err(|e| ("adv", e.to_string()))?;
+        if lots <= 0 {
+            return Err(("adv", "must be positive".into()));
+        }
+        params.adv_lots = lots;
+    }
+    Ok(params)
 }
 
 fn parse_time_of_day(text: &str) -> Option<i64> {

@@ -44,6 +44,7 @@ pub mod ledger;
 pub mod order;
 pub mod position;
 pub mod risk;
+pub mod sim;
 pub mod snapshot;
 pub mod types;
 
@@ -57,5 +58,6 @@ pub use ledger::{Account, Ledger, LocalLedger};
 pub use order::Order;
 pub use position::Position;
 pub use risk::RiskLimits;
+pub use sim::{LiquidityMode, MarketState, SimParams, Valuation, SIMULATED_ORDER_ID};
 pub use snapshot::{ledger_snapshot_bytes, restore_ledger, SnapshotError};
 pub use types::*;

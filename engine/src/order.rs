@@ -37,6 +37,10 @@ pub struct Order {
     pub reserved_cash_micros: i64,
     /// Long lots of the position that this sell holds (0 for buys).
     pub reserved_lots: i64,
+    /// With queue-position modelling (`SimParams::queue_position`): reference volume still ahead
+    /// of this order at its price; negative when more has traded at its price than was ahead and
+    /// the order is owed that much (see `sim::execution`). Otherwise always 0.
+    pub queue_ahead_lots: i64,
     /// Links of the per-portfolio list of open orders (for mass cancel).
     pub portfolio_prev: Handle,
     pub portfolio_next: Handle,
@@ -60,6 +64,7 @@ impl Order {
             self_trade_policy: accepted.self_trade_policy,
             reserved_cash_micros: accepted.reserved_cash_micros,
             reserved_lots: accepted.reserved_lots,
+            queue_ahead_lots: 0,
             portfolio_prev: NIL,
             portfolio_next: NIL,
         }

@@ -9,7 +9,7 @@
 //! # What is stored and what is rebuilt
 //! Stored is the logical state, the same that `state_hash` covers: the counters (last sequence
 //! number, order counter, last trade id, last timestamp), each symbol's halt flag, reference price
-//! and last trade price, every open order in book priority order (per symbol, bids then asks), every
+//! last trade price and reference market (`sim::MarketState`), every open order in book priority order (per symbol, bids then asks), every
 //! position, and, when the ledger is exclusive to the engine, the accounts.
 //!
 //! Rebuilt is everything derived from that: the order store and its handles, the books (orders are
@@ -29,7 +29,7 @@
 //! own (an accepted order sits in a crossed book until its fills are applied); `from_snapshot`
 //! refuses those, because it accepts only states that pass `check_invariants`.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //! A header, then the records, each a `#[repr(C)]` [`bytemuck::Pod`] struct with little-endian
 //! integers, explicit zero padding, and codes instead of enums and bools (those of `codec`). Every
 //! size is a multiple of 8.
@@ -37,8 +37,8 @@
 //! | part | bytes | count |
 //! | --- | ---: | --- |
 //! | header (magic `SIMEXSNP`, version, flags, counters, shard id, counts) | 72 | 1 |
-//! | symbol (reference, last trade, owned, halted) | 24 | one per instrument |
-//! | open order | 88 | one per open order: symbol ascending, bids then asks, priority order |
+//! | symbol (reference, last trade, reference quote, last reference trade, simulated market's net position, owned, halted) | 72 | one per instrument |
+//! | open order (with its queue position) | 96 | one per open order: symbol ascending, bids then asks, priority order |
 //! | position (without the derived lot sums) | 48 | one per entry, (portfolio, symbol) ascending |
 //! | account | 104 | flag bit 0 set: one per account, portfolio ascending; else none |
 //!
@@ -76,13 +76,14 @@ use crate::ledger::{Account, Ledger, PORTFOLIOS_MAX};
 use crate::order::{Handle, Order, NIL};
 use crate::position::Position;
 use crate::risk::RiskLimits;
+use crate::sim::MarketState;
 use crate::types::{ClientOrderId, OrderKind, PortfolioId, Side, SymbolId, TimeInForce};
 use bytemuck::{Pod, Zeroable};
 use std::cmp::Reverse;
 use std::mem::size_of;
 
 /// The snapshot format version this code writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 const ENGINE_MAGIC: [u8; 8] = *b"SIMEXSNP";
 const LEDGER_MAGIC: [u8; 8] = *b"SIMEXLDG";
 /// Header flag: account records follow the positions.
@@ -147,6 +148,12 @@ struct LedgerHeader {
 struct SymbolRecord {
     reference_ticks: i64,
     last_trade_ticks: i64,
+    quote_bid_ticks: i64,
+    quote_bid_lots: i64,
+    quote_ask_ticks: i64,
+    quote_ask_lots: i64,
+    market_last_trade_ticks: i64,
+    market_counterparty_lots: i64,
     owned: u8,
     halted: u8,
     _pad: [u8; 6],
@@ -162,6 +169,7 @@ struct OrderRecord {
     expire_at_ns: i64,
     reserved_cash_micros: i64,
     reserved_lots: i64,
+    queue_ahead_lots: i64,
     client_order_id: [u8; 16],
     portfolio_id: u32,
     symbol_id: u16,
@@ -209,8 +217,8 @@ struct AccountRecord {
 const _: () = {
     assert!(size_of::<EngineHeader>() == 72);
     assert!(size_of::<LedgerHeader>() == 16);
-    assert!(size_of::<SymbolRecord>() == 24);
-    assert!(size_of::<OrderRecord>() == 88);
+    assert!(size_of::<SymbolRecord>() == 72);
+    assert!(size_of::<OrderRecord>() == 96);
     assert!(size_of::<PositionRecord>() == 48);
     assert!(size_of::<AccountRecord>() == 104);
 };
@@ -224,13 +232,28 @@ fn inconsistent(message: String) -> SnapshotError {
 }
 
 impl SymbolRecord {
-    fn decode(&self, index: usize) -> Result<(bool, bool, i64, i64), SnapshotError> {
+    fn decode(&self, index: usize) -> Result<(bool, bool, i64, i64, MarketState), SnapshotError> {
         if self._pad != [0; 6] {
             return Err(invalid("symbol", index, "padding"));
         }
         let owned = bool_from_code(self.owned).ok_or(invalid("symbol", index, "owned"))?;
         let halted = bool_from_code(self.halted).ok_or(invalid("symbol", index, "halted"))?;
-        Ok((owned, halted, i64::from_le(self.reference_ticks), i64::from_le(self.last_trade_ticks)))
+        let market = MarketState {
+            bid_ticks: i64::from_le(self.quote_bid_ticks),
+            bid_lots: i64::from_le(self.quote_bid_lots),
+            ask_ticks: i64::from_le(self.quote_ask_ticks),
+            ask_lots: i64::from_le(self.quote_ask_lots),
+            last_trade_ticks: i64::from_le(self.market_last_trade_ticks),
+            counterparty_lots: i64::from_le(self.market_counterparty_lots),
+        };
+        // What `ReferenceQuoteSet` and `ReferenceTradePrinted` can leave behind, and nothing else.
+        let no_quote = market.bid_ticks == 0 && market.ask_ticks == 0 && market.bid_lots == 0 && market.ask_lots == 0;
+        let quote =
+            market.bid_ticks > 0 && market.ask_ticks > market.bid_ticks && market.bid_lots >= 0 && market.ask_lots >= 0;
+        if !(no_quote || quote) || market.last_trade_ticks < 0 {
+            return Err(invalid("symbol", index, "market"));
+        }
+        Ok((owned, halted, i64::from_le(self.reference_ticks), i64::from_le(self.last_trade_ticks), market))
     }
 }
 
@@ -244,6 +267,7 @@ impl OrderRecord {
             expire_at_ns: o.expire_at_ns.to_le(),
             reserved_cash_micros: o.reserved_cash_micros.to_le(),
             reserved_lots: o.reserved_lots.to_le(),
+            queue_ahead_lots: o.queue_ahead_lots.to_le(),
             client_order_id: o.client_order_id.0,
             portfolio_id: o.portfolio_id.to_le(),
             symbol_id: o.symbol_id.to_le(),
@@ -277,6 +301,7 @@ impl OrderRecord {
             self_trade_policy: self_trade_policy_from_code(self.self_trade_policy).ok_or(field("self_trade_policy"))?,
             reserved_cash_micros: i64::from_le(self.reserved_cash_micros),
             reserved_lots: i64::from_le(self.reserved_lots),
+            queue_ahead_lots: i64::from_le(self.queue_ahead_lots),
             portfolio_prev: NIL,
             portfolio_next: NIL,
         })
@@ -514,6 +539,12 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             let record = SymbolRecord {
                 reference_ticks: state.reference_ticks.to_le(),
                 last_trade_ticks: state.last_trade_ticks.to_le(),
+                quote_bid_ticks: state.market.bid_ticks.to_le(),
+                quote_bid_lots: state.market.bid_lots.to_le(),
+                quote_ask_ticks: state.market.ask_ticks.to_le(),
+                quote_ask_lots: state.market.ask_lots.to_le(),
+                market_last_trade_ticks: state.market.last_trade_ticks.to_le(),
+                market_counterparty_lots: state.market.counterparty_lots.to_le(),
                 owned: u8::from(state.owned),
                 halted: u8::from(state.halted),
                 _pad: [0; 6],
@@ -629,17 +660,19 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         engine.now_ns = engine.last_timestamp_ns;
 
         for index in 0..symbol_count as usize {
-            let (owned, halted, reference_ticks, last_trade_ticks) = reader.take::<SymbolRecord>()?.decode(index)?;
+            let (owned, halted, reference_ticks, last_trade_ticks, market) =
+                reader.take::<SymbolRecord>()?.decode(index)?;
             let state = &mut engine.symbols[index];
             if owned != state.owned {
                 return Err(SnapshotError::ConfigMismatch("owned symbols"));
             }
-            if !owned && (halted || reference_ticks != 0 || last_trade_ticks != 0) {
+            if !owned && (halted || reference_ticks != 0 || last_trade_ticks != 0 || market != MarketState::default()) {
                 return Err(inconsistent(format!("symbol {index} is not owned but has state")));
             }
             state.halted = halted;
             state.reference_ticks = reference_ticks;
             state.last_trade_ticks = last_trade_ticks;
+            state.market = market;
         }
 
         let mut orders = Vec::with_capacity(order_count as usize);

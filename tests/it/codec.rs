@@ -28,7 +28,9 @@ fn every_event_of_random_streams_round_trips_and_replays() {
     for seed in 1..=4 {
         let mut live = Engine::new(config(), instruments.clone());
         let mut replayed = Engine::new(config(), instruments.clone());
-        let mut generator = StreamGenerator::new(seed, &instruments);
+        // Even seeds also send reference data, so simulated fills and reference events occur.
+        let generator = StreamGenerator::new(seed, &instruments);
+        let mut generator = if seed % 2 == 0 { generator.with_reference_data() } else { generator };
         let mut events = Vec::new();
         let mut payload = [0u8; PAYLOAD_MAX];
         for _ in 0..25_000 {

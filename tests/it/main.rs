@@ -5,6 +5,7 @@
 //! - `differential`: the fast book against the reference book on random streams.
 //! - `properties`: invariants over random streams (proptest).
 //! - `runtime`: the sharded runtime: wait strategies, cross-shard cash, backpressure, shutdown.
+//! - `simulated`: reference prices, simulated liquidity, impact, liquidity limits, trade-through.
 //! - `codec`: the journal's event encoding and engine snapshots on random streams.
 
 mod codec;
@@ -12,3 +13,4 @@ mod differential;
 mod properties;
 mod runtime;
 mod scenarios;
+mod simulated;

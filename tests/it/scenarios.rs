@@ -723,6 +723,14 @@ fn every_rejection_reason_is_produced_and_changes_nothing() {
     let btc_instrument = h.engine.instruments().by_symbol("BTC-USD").unwrap().clone();
     assert_eq!(btc_instrument.qty_lots_from_text("0.000000001"), Err(simex_engine::decimal::DecimalError::NotOnGrid));
     seen.insert(RejectReason::QuantityNotOnLot.code());
+    let crossed = CommandBody::ReferenceQuote {
+        symbol_id: AAPL_ID,
+        bid_price_ticks: 15_001,
+        bid_qty_lots: 1,
+        ask_price_ticks: 15_000,
+        ask_qty_lots: 1,
+    };
+    expect_rejected(&mut h, crossed, RejectReason::InvalidQuote, seen);
 
     let missing: Vec<_> = RejectReason::ALL.iter().filter(|r| !seen.contains(&r.code())).collect();
     assert!(missing.is_empty(), "no scenario produces {missing:?}");

@@ -61,7 +61,9 @@ fn main() -> anyhow::Result<()> {
             }
             CommandBody::MassCancel { symbol_id: Some(symbol_id), .. }
             | CommandBody::SetReferencePrice { symbol_id, .. }
-            | CommandBody::SetHalted { symbol_id, .. } => vec![of_symbol(symbol_id)],
+            | CommandBody::SetHalted { symbol_id, .. }
+            | CommandBody::ReferenceQuote { symbol_id, .. }
+            | CommandBody::ReferenceTrade { symbol_id, .. } => vec![of_symbol(symbol_id)],
             CommandBody::MassCancel { symbol_id: None, .. } | CommandBody::AdvanceTime => (0..shards).collect(),
             CommandBody::CreatePortfolio { .. }
             | CommandBody::AdjustCash { .. }

@@ -118,7 +118,9 @@ fn generate(spec: Spec) -> Journal {
             }
             CommandBody::MassCancel { symbol_id: Some(symbol_id), .. }
             | CommandBody::SetReferencePrice { symbol_id, .. }
-            | CommandBody::SetHalted { symbol_id, .. } => vec![of_symbol(symbol_id)],
+            | CommandBody::SetHalted { symbol_id, .. }
+            | CommandBody::ReferenceQuote { symbol_id, .. }
+            | CommandBody::ReferenceTrade { symbol_id, .. } => vec![of_symbol(symbol_id)],
             CommandBody::MassCancel { symbol_id: None, .. } | CommandBody::AdvanceTime => (0..spec.shards).collect(),
             CommandBody::CreatePortfolio { .. }
             | CommandBody::AdjustCash { .. }

@@ -47,7 +47,7 @@ fn decode(chunk: &[u8]) -> CommandBody {
         6 => CommandBody::Replace { portfolio_id, order_id, price_ticks, qty_lots },
         7 => CommandBody::MassCancel { portfolio_id, symbol_id: (chunk[3] & 1 == 0).then_some(symbol_id) },
         8 => CommandBody::SetReferencePrice { symbol_id, price_ticks },
-        _ => match chunk[3] % 3 {
+        _ => match chunk[3] % 5 {
             0 => CommandBody::SetHalted { symbol_id, halted: chunk[4] % 4 == 0 },
             1 => CommandBody::SetRiskLimits {
                 portfolio_id,
@@ -58,7 +58,16 @@ fn decode(chunk: &[u8]) -> CommandBody {
                     daily_loss_max_micros: i64::from(chunk[5]) * 1_000_000,
                 },
             },
-            _ => CommandBody::AdvanceTime,
+            2 => CommandBody::AdvanceTime,
+            // Reference data, with crossed quotes, negative sizes and prices near the limits too.
+            3 => CommandBody::ReferenceQuote {
+                symbol_id,
+                bid_price_ticks: price_ticks,
+                bid_qty_lots: qty_lots,
+                ask_price_ticks: price_ticks.saturating_add(i64::from(chunk[4] % 8) - 1),
+                ask_qty_lots: i64::from(chunk[5]) - 8,
+            },
+            _ => CommandBody::ReferenceTrade { symbol_id, price_ticks, qty_lots },
         },
     }
 }

@@ -90,7 +90,9 @@ impl Submitter {
             CommandBody::Cancel { order_id, .. } | CommandBody::Replace { order_id, .. } => of_order(order_id),
             CommandBody::MassCancel { symbol_id: Some(symbol_id), .. }
             | CommandBody::SetReferencePrice { symbol_id, .. }
-            | CommandBody::SetHalted { symbol_id, .. } => of_symbol(symbol_id),
+            | CommandBody::SetHalted { symbol_id, .. }
+            | CommandBody::ReferenceQuote { symbol_id, .. }
+            | CommandBody::ReferenceTrade { symbol_id, .. } => of_symbol(symbol_id),
             CommandBody::MassCancel { symbol_id: None, .. } | CommandBody::AdvanceTime => Route::AllShards,
             CommandBody::CreatePortfolio { .. }
             | CommandBody::AdjustCash { .. }

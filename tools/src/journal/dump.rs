@@ -82,8 +82,14 @@ pub fn portfolios_of(body: &EventBody) -> [Option<PortfolioId>; 2] {
         | EventBody::OrderCancelled { portfolio_id, .. }
         | EventBody::OrderReplaced { portfolio_id, .. } => [Some(portfolio_id), None],
         EventBody::OrderAccepted(a) => [Some(a.portfolio_id), None],
-        EventBody::Fill(f) => [Some(f.maker_portfolio_id), Some(f.taker_portfolio_id)],
-        EventBody::ReferencePriceSet { .. } | EventBody::HaltedSet { .. } => [None, None],
+        EventBody::Fill(f) => [
+            (!f.maker_is_simulated()).then_some(f.maker_portfolio_id),
+            (!f.taker_is_simulated()).then_some(f.taker_portfolio_id),
+        ],
+        EventBody::ReferencePriceSet { .. }
+        | EventBody::HaltedSet { .. }
+        | EventBody::ReferenceQuoteSet { .. }
+        | EventBody::ReferenceTradePrinted { .. } => [None, None],
     }
 }
 
@@ -95,7 +101,9 @@ pub fn symbol_of(body: &EventBody) -> Option<SymbolId> {
         EventBody::OrderCancelled { symbol_id, .. }
         | EventBody::OrderReplaced { symbol_id, .. }
         | EventBody::ReferencePriceSet { symbol_id, .. }
-        | EventBody::HaltedSet { symbol_id, .. } => Some(symbol_id),
+        | EventBody::HaltedSet { symbol_id, .. }
+        | EventBody::ReferenceQuoteSet { symbol_id, .. }
+        | EventBody::ReferenceTradePrinted { symbol_id, .. } => Some(symbol_id),
         EventBody::PortfolioCreated { .. }
         | EventBody::CashAdjusted { .. }
         | EventBody::RiskLimitsSet { .. }

@@ -41,7 +41,7 @@ use self::time::When;
 pub const MICRO: Step = Step { mantissa: 1, scale: 6 };
 
 /// Every `type` a script line may have, in the order the documentation lists them.
-pub const LINE_TYPES: [&str; 12] = [
+pub const LINE_TYPES: [&str; 14] = [
     "create_portfolio",
     "deposit",
     "withdraw",
@@ -51,6 +51,8 @@ pub const LINE_TYPES: [&str; 12] = [
     "replace",
     "mass_cancel",
     "reference_price",
+    "reference_quote",
+    "reference_trade",
     "halt",
     "resume",
     "advance_time",
@@ -225,6 +227,19 @@ pub enum Action {
         symbol: String,
         price: DecimalText,
     },
+    /// Sizes absent are 0 (not given).
+    ReferenceQuote {
+        symbol: String,
+        bid: DecimalText,
+        bid_qty: Option<DecimalText>,
+        ask: DecimalText,
+        ask_qty: Option<DecimalText>,
+    },
+    ReferenceTrade {
+        symbol: String,
+        price: DecimalText,
+        qty: DecimalText,
+    },
     Halt {
         symbol: String,
         halted: bool,
@@ -272,6 +287,10 @@ struct RawLine {
     gross_exposure_max: Option<Box<RawValue>>,
     open_orders_max: Option<u32>,
     daily_loss_max: Option<Box<RawValue>>,
+    bid: Option<Box<RawValue>>,
+    bid_qty: Option<Box<RawValue>>,
+    ask: Option<Box<RawValue>>,
+    ask_qty: Option<Box<RawValue>>,
 }
 
 impl RawLine {
@@ -305,6 +324,10 @@ impl RawLine {
         note("gross_exposure_max", self.gross_exposure_max.is_some());
         note("open_orders_max", self.open_orders_max.is_some());
         note("daily_loss_max", self.daily_loss_max.is_some());
+        note("bid", self.bid.is_some());
+        note("bid_qty", self.bid_qty.is_some());
+        note("ask", self.ask.is_some());
+        note("ask_qty", self.ask_qty.is_some());
         names
     }
 }
@@ -335,6 +358,8 @@ fn fields_of(line_type: &str) -> Option<&'static [&'static str]> {
         "replace" => &["portfolio", "order_id", "client_order_id", "price", "qty"],
         "mass_cancel" => &["portfolio", "symbol"],
         "reference_price" => &["symbol", "price"],
+        "reference_quote" => &["symbol", "bid", "bid_qty", "ask", "ask_qty"],
+        "reference_trade" => &["symbol", "price", "qty"],
         "halt" | "resume" => &["symbol"],
         "advance_time" => &["by"],
         _ => return None,
@@ -531,6 +556,18 @@ fn action(raw: &RawLine) -> Result<Action, String> {
         "reference_price" => {
             Action::ReferencePrice { symbol: symbol()?, price: required_decimal(&raw.price, "price", line_type)? }
         }
+        "reference_quote" => Action::ReferenceQuote {
+            symbol: symbol()?,
+            bid: required_decimal(&raw.bid, "bid", line_type)?,
+            bid_qty: decimal(&raw.bid_qty, "bid_qty")?,
+            ask: required_decimal(&raw.ask, "ask", line_type)?,
+            ask_qty: decimal(&raw.ask_qty, "ask_qty")?,
+        },
+        "reference_trade" => Action::ReferenceTrade {
+            symbol: symbol()?,
+            price: required_decimal(&raw.price, "price", line_type)?,
+            qty: required_decimal(&raw.qty, "qty", line_type)?,
+        },
         "halt" => Action::Halt { symbol: symbol()?, halted: true },
         "resume" => Action::Halt { symbol: symbol()?, halted: false },
         "advance_time" => Action::AdvanceTime,
@@ -710,6 +747,57 @@ pub fn translate(action: &Action, engine: &Engine, client_ids: &ClientIds) -> In
                 }
                 Err(OffGrid::NotOnGrid) => rejected(RejectReason::PriceNotOnTick),
                 Err(OffGrid::TooLarge) => rejected(RejectReason::PriceOutsideBand),
+            }
+        }
+        Action::ReferenceQuote { symbol, bid, bid_qty, ask, ask_qty } => {
+            let rejected = |reason| reject(NO_PORTFOLIO, 0, ClientOrderId::NONE, reason);
+            let Some(instrument) = instrument(instruments, symbol) else {
+                return rejected(RejectReason::UnknownSymbol);
+            };
+            let price = |text: &DecimalText| match text.to_steps(instrument.tick) {
+                Ok(ticks) => Ok(ticks),
+                Err(OffGrid::NotOnGrid) => Err(RejectReason::PriceNotOnTick),
+                Err(OffGrid::TooLarge) => Err(RejectReason::PriceOutsideBand),
+            };
+            let size = |text: &Option<DecimalText>| match text.as_ref().map(|t| t.to_steps(instrument.lot)) {
+                None => Ok(0),
+                Some(Ok(lots)) => Ok(lots),
+                Some(Err(OffGrid::NotOnGrid)) => Err(RejectReason::QuantityNotOnLot),
+                Some(Err(OffGrid::TooLarge)) => Err(RejectReason::QuantityTooLarge),
+            };
+            match (price(bid), size(bid_qty), price(ask), size(ask_qty)) {
+                (Ok(bid_price_ticks), Ok(bid_qty_lots), Ok(ask_price_ticks), Ok(ask_qty_lots)) => {
+                    Input::Command(CommandBody::ReferenceQuote {
+                        symbol_id: instrument.symbol_id,
+                        bid_price_ticks,
+                        bid_qty_lots,
+                        ask_price_ticks,
+                        ask_qty_lots,
+                    })
+                }
+                (Err(reason), ..) | (_, Err(reason), ..) | (_, _, Err(reason), _) | (.., Err(reason)) => {
+                    rejected(reason)
+                }
+            }
+        }
+        Action::ReferenceTrade { symbol, price, qty } => {
+            let rejected = |reason| reject(NO_PORTFOLIO, 0, ClientOrderId::NONE, reason);
+            let Some(instrument) = instrument(instruments, symbol) else {
+                return rejected(RejectReason::UnknownSymbol);
+            };
+            let price_ticks = match price.to_steps(instrument.tick) {
+                Ok(ticks) => ticks,
+                Err(OffGrid::NotOnGrid) => return rejected(RejectReason::PriceNotOnTick),
+                Err(OffGrid::TooLarge) => return rejected(RejectReason::PriceOutsideBand),
+            };
+            match qty.to_steps(instrument.lot) {
+                Ok(qty_lots) => Input::Command(CommandBody::ReferenceTrade {
+                    symbol_id: instrument.symbol_id,
+                    price_ticks,
+                    qty_lots,
+                }),
+                Err(OffGrid::NotOnGrid) => rejected(RejectReason::QuantityNotOnLot),
+                Err(OffGrid::TooLarge) => rejected(RejectReason::QuantityTooLarge),
             }
         }
         Action::Halt { symbol, halted } => match instrument(instruments, symbol) {

@@ -241,6 +241,8 @@ pub fn event_type(body: &EventBody) -> &'static str {
         EventBody::OrderReplaced { .. } => "order_replaced",
         EventBody::ReferencePriceSet { .. } => "reference_price_set",
         EventBody::HaltedSet { .. } => "halted_set",
+        EventBody::ReferenceQuoteSet { .. } => "reference_quote_set",
+        EventBody::ReferenceTradePrinted { .. } => "reference_trade_printed",
     }
 }
 
@@ -329,6 +331,17 @@ pub fn event_fields(instruments: &InstrumentTable, head: Obj, body: &EventBody) 
             head.put("symbol", symbol(symbol_id)).price(units(symbol_id), "price", "price_ticks", price_ticks)
         }
         EventBody::HaltedSet { symbol_id, halted } => head.put("symbol", symbol(symbol_id)).put("halted", halted),
+        EventBody::ReferenceQuoteSet { symbol_id, bid_price_ticks, bid_qty_lots, ask_price_ticks, ask_qty_lots } => {
+            head.put("symbol", symbol(symbol_id))
+                .price(units(symbol_id), "bid", "bid_price_ticks", bid_price_ticks)
+                .qty(units(symbol_id), "bid_qty", "bid_qty_lots", bid_qty_lots)
+                .price(units(symbol_id), "ask", "ask_price_ticks", ask_price_ticks)
+                .qty(units(symbol_id), "ask_qty", "ask_qty_lots", ask_qty_lots)
+        }
+        EventBody::ReferenceTradePrinted { symbol_id, price_ticks, qty_lots } => head
+            .put("symbol", symbol(symbol_id))
+            .price(units(symbol_id), "price", "price_ticks", price_ticks)
+            .qty(units(symbol_id), "qty", "qty_lots", qty_lots),
     }
 }
 
