@@ -428,3 +428,30 @@ fn discover_shards(root: &Path) -> Vec<u32> {
     shards.sort_unstable();
     shards
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string())
+    }
+
+    #[test]
+    fn configuration_from_the_environment() {
+        assert_eq!(ProjectionConfig::from_lookup(lookup(&[])), Ok(None));
+        assert_eq!(ProjectionConfig::from_lookup(lookup(&[("DATABASE_URL", "")])), Ok(None));
+        let config = ProjectionConfig::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgresql://simex@localhost/simex"),
+            ("PROJECTION_FLUSH_INTERVAL_MS", "250"),
+            ("PROJECTION_BATCH_RECORDS", "1000"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.flush_interval, Duration::from_millis(250));
+        assert_eq!(config.batch_records_max, 1000);
+        assert_eq!(config.snapshot_interval, ProjectionConfig::new("x").snapshot_interval);
+        let bad = ProjectionConfig::from_lookup(lookup(&[("DATABASE_URL", "x"), ("PROJECTION_BATCH_RECORDS", "0")]));
+        assert_eq!(bad, Err(ConfigError { name: "PROJECTION_BATCH_RECORDS", value: "0".into() }));
+    }
+}

@@ -339,3 +339,123 @@ impl ShardTail {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simex_journal::{Durability, JournalConfig, JournalWriter};
+
+    const EPOCH: u64 = 5;
+
+    fn journal(name: &str) -> (PathBuf, JournalWriter) {
+        let root = std::env::temp_dir().join(format!("simex-tail-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let config =
+            JournalConfig { segment_size_bytes: 512, durability: Durability::None, ..JournalConfig::default() };
+        let writer = JournalWriter::create(&root, 0, EPOCH, config).unwrap();
+        (root, writer)
+    }
+
+    fn append(writer: &mut JournalWriter, count: u64) {
+        for _ in 0..count {
+            let seq = writer.next_seq();
+            writer.append(1, seq, seq as i64 * 10, &seq.to_le_bytes()).unwrap();
+        }
+        writer.commit().unwrap();
+    }
+
+    fn seqs(records: &[TailRecord]) -> Vec<u64> {
+        records.iter().map(|r| r.seq).collect()
+    }
+
+    #[test]
+    fn follows_appends_across_segment_rolls() {
+        let (root, mut writer) = journal("rolls");
+        let mut tail = ShardTail::new(&root, 0, None, 1);
+        let mut out = Vec::new();
+        assert_eq!(tail.poll(100, &mut out).unwrap(), 0, "an empty journal has nothing yet");
+        append(&mut writer, 3);
+        assert_eq!(tail.poll(100, &mut out).unwrap(), 3);
+        assert_eq!(tail.poll(100, &mut out).unwrap(), 0);
+        append(&mut writer, 40);
+        assert!(list_segments(&shard_dir(&root, 0)).unwrap().0.len() > 2, "the writer rolled segments");
+        while tail.poll(7, &mut out).unwrap() > 0 {}
+        assert_eq!(seqs(&out), (1..=43).collect::<Vec<_>>());
+        assert_eq!(out[5].payload, 6u64.to_le_bytes());
+        assert_eq!(out[5].timestamp_ns, 60);
+        assert_eq!((tail.next_seq(), tail.epoch()), (44, Some(EPOCH)));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn starts_at_the_given_sequence_and_counts_to_the_end() {
+        let (root, mut writer) = journal("middle");
+        append(&mut writer, 30);
+        let mut out = Vec::new();
+        let mut tail = ShardTail::new(&root, 0, Some(EPOCH), 17);
+        tail.poll(100, &mut out).unwrap();
+        assert_eq!(seqs(&out), (17..=30).collect::<Vec<_>>());
+        let mut head = ShardTail::new(&root, 0, Some(EPOCH), 1);
+        assert_eq!(head.skip_to_end().unwrap(), 30);
+        assert_eq!(head.last_timestamp_ns(), Some(300));
+        let mut other_epoch = ShardTail::new(&root, 0, Some(EPOCH + 1), 1);
+        assert_eq!(other_epoch.poll(1, &mut out), Err(TailError::Epoch { shard: 0, expected: 6, found: EPOCH }));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn waits_for_a_frame_that_is_still_being_written() {
+        let (root, mut writer) = journal("partial");
+        append(&mut writer, 2);
+        let mut out = Vec::new();
+        let mut tail = ShardTail::new(&root, 0, None, 1);
+        assert_eq!(tail.poll(100, &mut out).unwrap(), 2);
+        // Half a frame where the next one goes: a length, but no checksum that verifies yet.
+        let (segments, _) = list_segments(&shard_dir(&root, 0)).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&segments[0].path).unwrap();
+        let next_frame = FIRST_FRAME_OFFSET as u64 + 2 * frame_len_bytes(8);
+        file.write_all_at(&8u32.to_le_bytes(), next_frame).unwrap();
+        for _ in 0..10 {
+            assert_eq!(tail.poll(100, &mut out).unwrap(), 0, "an unfinished frame is waited for");
+        }
+        append(&mut writer, 1); // the writer completes the frame
+        assert_eq!(tail.poll(100, &mut out).unwrap(), 1);
+        assert_eq!(seqs(&out), vec![1, 2, 3]);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_frame_that_never_verifies_is_reported_not_skipped() {
+        let (root, mut writer) = journal("stuck");
+        append(&mut writer, 2);
+        let (segments, _) = list_segments(&shard_dir(&root, 0)).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&segments[0].path).unwrap();
+        file.write_all_at(&[0xFF], FIRST_FRAME_OFFSET as u64 + 32).unwrap(); // a flipped payload byte
+        let mut out = Vec::new();
+        let mut tail = ShardTail::new(&root, 0, None, 1);
+        let mut outcome = Ok(0);
+        for _ in 0..=UNFINISHED_POLLS_MAX {
+            outcome = tail.poll(100, &mut out);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(outcome, Err(TailError::Corrupt { seq: 1, .. })), "{outcome:?}");
+        assert!(out.is_empty());
+        assert_eq!(tail.next_seq(), 1, "the tail stays at the bad record");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_journal_pruned_behind_the_tail_is_reported() {
+        let (root, mut writer) = journal("pruned");
+        append(&mut writer, 40);
+        let (segments, _) = list_segments(&shard_dir(&root, 0)).unwrap();
+        std::fs::remove_file(&segments[0].path).unwrap();
+        let mut tail = ShardTail::new(&root, 0, None, 1);
+        let error = tail.poll(100, &mut Vec::new()).unwrap_err();
+        assert_eq!(error, TailError::Pruned { shard: 0, next_seq: 1, first_available: segments[1].first_seq });
+        assert!(error.to_string().contains("pruned"));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
