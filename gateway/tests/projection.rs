@@ -11,7 +11,7 @@
 //! them the tests say so and pass, unless `CI=true` or `SIMEX_REQUIRE_PG=1`, when they fail.
 
 use simex::projection::batch::{order_status, Batch};
-use simex::projection::{self, store, ProjectionConfig, ProjectionHandle};
+use simex::projection::{self, store, AccountRecord, ProjectionConfig, ProjectionHandle};
 use simex::runtime::{Durability, JournalSettings, Response, Runtime, RuntimeConfig, SubmitError, Submitter};
 use simex_engine::codec::decode_event;
 use simex_engine::{CommandBody, Event, EventBody, InstrumentTable, NewOrder, OrderId, Side, TimeInForce};
@@ -520,7 +520,18 @@ fn projects_a_live_journal_exactly_and_reapplying_changes_nothing() {
     let journal = temp_dir("live");
     let mut venue = Venue::start(&journal);
     let handle = projection::spawn(config(&url), &journal).unwrap();
+    let user = |display_name: &str| AccountRecord::User {
+        uid: "u-1".into(),
+        email: "bot@example.com".into(),
+        name: "bot".into(),
+        display_name: display_name.into(),
+        created_at_ns: 42,
+    };
+    handle.record_account(AccountRecord::PortfolioOwner { portfolio_id: 1, uid: "u-1".into() });
+    handle.record_account(user("Bot"));
     venue.trade(1_500);
+    handle.record_account(user("Bot renamed"));
+    handle.record_account(AccountRecord::PortfolioOwner { portfolio_id: 1, uid: "u-1".into() });
     venue.stop();
     wait_for("the projection to commit the whole journal", || committed_everything(&handle, &journal));
     let lag = handle.lag();
@@ -561,6 +572,18 @@ fn projects_a_live_journal_exactly_and_reapplying_changes_nothing() {
     });
     assert!(!positions.is_empty());
     assert_eq!(snapshot, positions);
+
+    // Account records: upserted, once each.
+    let accounts = block_on(async {
+        let client = connect(&url).await;
+        let users = client.query("SELECT uid, display_name FROM users", &[]).await.unwrap();
+        let owners = client.query("SELECT portfolio_id, uid FROM portfolio_owners", &[]).await.unwrap();
+        let users: Vec<(String, String)> = users.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let owners: Vec<(i64, String)> = owners.iter().map(|r| (r.get(0), r.get(1))).collect();
+        (users, owners)
+    });
+    assert_eq!(accounts.0, vec![("u-1".to_string(), "Bot renamed".to_string())]);
+    assert_eq!(accounts.1, vec![(1, "u-1".to_string())]);
 
     // Lose the offsets and project everything again: the rows' keys and sequence guards make the
     // second application change nothing.

@@ -31,6 +31,7 @@ pub mod store;
 pub mod tail;
 
 pub use lag::{LagReport, ShardLag};
+pub use store::AccountRecord;
 
 use batch::Batch;
 use lag::LagCell;
@@ -38,7 +39,7 @@ use simex_engine::codec::decode_event;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 use store::Offset;
 use tail::{ShardTail, TailRecord};
@@ -122,6 +123,7 @@ pub struct ProjectionHandle {
     stop: Arc<AtomicBool>,
     wake: Arc<Notify>,
     lag: LagCell,
+    accounts: mpsc::Sender<AccountRecord>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -129,6 +131,14 @@ impl ProjectionHandle {
     /// The current lag (a copy).
     pub fn lag(&self) -> LagReport {
         self.lag.get()
+    }
+
+    /// Queues a user or portfolio owner to be upserted into `users`/`portfolio_owners`. Records are
+    /// kept until written (through database outages) but not across a restart: the account store
+    /// should feed every account again when the venue starts (upserts make that harmless).
+    pub fn record_account(&self, record: AccountRecord) {
+        // The projector only goes away with the handle.
+        let _ = self.accounts.send(record);
     }
 
     /// Asks the projector to stop: it commits what it has read if the database lets it, then ends.
@@ -160,6 +170,7 @@ pub fn spawn(config: ProjectionConfig, journal_root: impl Into<PathBuf>) -> std:
     let stop = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(Notify::new());
     let lag = LagCell::default();
+    let (accounts, accounts_received) = mpsc::channel();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut projector = Projector {
         config,
@@ -173,10 +184,12 @@ pub fn spawn(config: ProjectionConfig, journal_root: impl Into<PathBuf>) -> std:
         batch_started: None,
         last_snapshot: Instant::now(),
         failures_in_row: 0,
+        accounts_received,
+        accounts_pending: Vec::new(),
     };
     let thread =
         std::thread::Builder::new().name("simex-projection".into()).spawn(move || runtime.block_on(projector.run()))?;
-    Ok(ProjectionHandle { stop, wake, lag, thread: Some(thread) })
+    Ok(ProjectionHandle { stop, wake, lag, accounts, thread: Some(thread) })
 }
 
 /// What the projector knows of one shard.
@@ -201,6 +214,9 @@ struct Projector {
     batch_started: Option<Instant>,
     last_snapshot: Instant,
     failures_in_row: u32,
+    accounts_received: mpsc::Receiver<AccountRecord>,
+    /// Account records received and not yet committed.
+    accounts_pending: Vec<AccountRecord>,
 }
 
 impl Projector {
@@ -219,6 +235,15 @@ impl Projector {
             }
             let read = self.read(&mut records);
             self.publish_lag();
+            self.accounts_pending.extend(self.accounts_received.try_iter());
+            if !self.accounts_pending.is_empty() {
+                let client = self.client.as_mut().expect("connected");
+                if let Err(error) = store::write_accounts(client, &self.accounts_pending).await {
+                    self.failed(error.to_string()).await;
+                    continue;
+                }
+                self.accounts_pending.clear();
+            }
             let due = self.batch_started.is_some_and(|t| t.elapsed() >= self.config.flush_interval);
             if !self.batch.is_empty() && (self.batch.records >= self.config.batch_records_max || due || stopping) {
                 if let Err(error) = self.flush().await {
@@ -227,7 +252,7 @@ impl Projector {
                 }
                 self.publish_lag();
             }
-            if stopping && self.batch.is_empty() {
+            if stopping && self.batch.is_empty() && self.accounts_pending.is_empty() {
                 return;
             }
             if read == 0 {

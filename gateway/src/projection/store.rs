@@ -307,6 +307,44 @@ pub async fn write_batch(client: &mut Client, batch: &Batch, snapshot_at_ns: Opt
     Ok(())
 }
 
+/// A user or a portfolio's owner, from the gateway's account records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountRecord {
+    User { uid: String, email: String, name: String, display_name: String, created_at_ns: i64 },
+    PortfolioOwner { portfolio_id: u32, uid: String },
+}
+
+/// Upserts account records in one transaction: writing one twice, or an older copy after a newer
+/// one of the same key, leaves the row as the last write made it.
+pub async fn write_accounts(client: &mut Client, records: &[AccountRecord]) -> Result<(), StoreError> {
+    let transaction = client.transaction().await?;
+    for record in records {
+        match record {
+            AccountRecord::User { uid, email, name, display_name, created_at_ns } => {
+                transaction
+                    .execute(
+                        "INSERT INTO users (uid, email, name, display_name, created_at_ns) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (uid) DO UPDATE SET email = excluded.email, name = excluded.name,
+                             display_name = excluded.display_name, created_at_ns = excluded.created_at_ns",
+                        &[uid, email, name, display_name, created_at_ns],
+                    )
+                    .await?;
+            }
+            AccountRecord::PortfolioOwner { portfolio_id, uid } => {
+                transaction
+                    .execute(
+                        "INSERT INTO portfolio_owners (portfolio_id, uid) VALUES ($1, $2)
+                         ON CONFLICT (portfolio_id) DO UPDATE SET uid = excluded.uid",
+                        &[&i64::from(*portfolio_id), uid],
+                    )
+                    .await?;
+            }
+        }
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
 /// Refuses a batch that does not continue exactly where the database stands.
 async fn check_offsets(transaction: &Transaction<'_>, shards: &BTreeMap<u32, ShardRange>) -> Result<(), StoreError> {
     let ids: Vec<i32> = shards.keys().map(|&s| s as i32).collect();

@@ -118,8 +118,9 @@ CREATE TABLE position_snapshots (
     PRIMARY KEY (snapshot_at_ns, portfolio_id, symbol_id)
 );
 
--- Accounts (users, their keys' owners) come from the gateway's account journal, not the engine's:
--- fed through `projection::accounts`. No secret is ever stored here.
+-- Accounts come from the gateway's account journal, not the engine's: fed through
+-- `ProjectionHandle::record_account` as idempotent upserts. No secret (key, password hash) is
+-- ever stored here. No foreign key from portfolio_owners to users: the two may arrive in any order.
 CREATE TABLE users (
     uid           TEXT PRIMARY KEY,
     email         TEXT NOT NULL,
@@ -130,5 +131,5 @@ CREATE TABLE users (
 
 CREATE TABLE portfolio_owners (
     portfolio_id INT8 PRIMARY KEY,
-    uid          TEXT NOT NULL REFERENCES users (uid)
+    uid          TEXT NOT NULL
 );
