@@ -228,6 +228,9 @@ impl Projector {
                 if stopping {
                     return;
                 }
+                // The lag keeps growing while the database is away: follow the journal's head.
+                self.follow_heads();
+                self.publish_lag();
                 if let Err(error) = self.connect().await {
                     self.failed(error).await;
                     continue;
@@ -286,20 +289,27 @@ impl Projector {
         Ok(())
     }
 
-    /// Reads what the journals have, up to the batch limit; returns how many records it added.
-    fn read(&mut self, records: &mut Vec<TailRecord>) -> usize {
+    /// Picks up new shards and moves every shard's head tail to the end of its journal.
+    fn follow_heads(&mut self) {
         for shard in discover_shards(&self.root) {
             if !self.shards.contains_key(&shard) {
                 self.shards.insert(shard, shard_state(&self.root, shard, None));
             }
         }
-        let mut added = 0usize;
-        for (&shard, state) in &mut self.shards {
+        for state in self.shards.values_mut() {
             if let Err(error) = state.head.skip_to_end() {
                 if state.blocked.is_none() {
                     state.blocked = Some(error.to_string());
                 }
             }
+        }
+    }
+
+    /// Reads what the journals have, up to the batch limit; returns how many records it added.
+    fn read(&mut self, records: &mut Vec<TailRecord>) -> usize {
+        self.follow_heads();
+        let mut added = 0usize;
+        for (&shard, state) in &mut self.shards {
             if state.blocked.is_some() {
                 continue;
             }

@@ -238,6 +238,12 @@ impl ShardTail {
         if base + FRAME_HEADER_LEN as u64 > capacity {
             return Ok((0, base));
         }
+        // Most polls find nothing new: look at the next frame's header before reading a chunk.
+        let mut header = [0u8; FRAME_HEADER_LEN];
+        self.read_at(segment, base, &mut header)?;
+        if FrameHeader::decode(&header).is_none_or(|h| h.payload_len_bytes == 0) {
+            return Ok((0, base));
+        }
         self.load_chunk(segment, base, FRAME_HEADER_LEN as u64)?;
         let mut local = 0usize;
         let mut count = 0usize;
