@@ -101,3 +101,38 @@ impl LagCell {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_sums_shards_and_renders_prometheus_text() {
+        let shard = |shard, committed_seq, journal_seq, time_behind_ns| ShardLag {
+            shard,
+            committed_seq,
+            journal_seq,
+            records_behind: journal_seq - committed_seq,
+            time_behind_ns,
+            blocked: None,
+        };
+        let report = LagReport {
+            shards: vec![shard(0, 10, 15, 2_500_000_000), shard(1, 7, 7, 0)],
+            connected: true,
+            flushes: 3,
+            records_projected: 17,
+            ..LagReport::default()
+        };
+        assert_eq!(report.records_behind(), 5);
+        assert_eq!(report.seconds_behind(), 2.5);
+        let text = report.to_prometheus();
+        assert!(text.contains("simex_projection_connected 1\n"));
+        assert!(text.contains("simex_projection_records_behind{shard=\"0\"} 5\n"));
+        assert!(text.contains("simex_projection_records_behind{shard=\"1\"} 0\n"));
+        assert!(text.contains("simex_projection_seconds_behind{shard=\"0\"} 2.5\n"));
+        assert!(text.contains("simex_projection_records_total 17\n"));
+        assert!(text
+            .lines()
+            .all(|line| line.starts_with("# TYPE simex_projection_") || line.starts_with("simex_projection_")));
+    }
+}
