@@ -6,4 +6,5 @@
 //! (`simex-engine`) stays pure; this crate is where time and concurrency come in.
 
 pub mod feeds;
+pub mod projection;
 pub mod runtime;

@@ -1,0 +1,486 @@
+//! Folding journaled engine events into the rows of one database transaction.
+//!
+//! Event-shaped rows (portfolios, cash adjustments, fills, rejections) are one row per event, keyed by
+//! the event's identity `(shard, seq)` (a portfolio by its id), so inserting one twice does nothing.
+//! State-shaped rows are folded here so that a batch touches each row once:
+//!
+//! - an order accepted in this batch becomes a whole row (`new_orders`) and later events of the
+//!   batch are applied to it directly;
+//! - events for orders accepted in earlier batches become one [`OrderUpdate`] per order: the fills'
+//!   total, the last replace (a new price and a new *open* quantity, fills after it subtracted) and
+//!   a cancel. The database applies it only if the order's `last_seq` is older than the update's
+//!   `first_seq`, so an update cannot be applied twice;
+//! - fills add to per (portfolio, symbol) [`PositionDelta`]s, added to `positions` under the same
+//!   `last_seq < first_seq` guard (a symbol, and so a position, belongs to one shard).
+//!
+//! Order ids, portfolio ids and sequences fit in `i64` (PostgreSQL has no unsigned integers); a value
+//! that does not is a [`BatchError`], never a wrap.
+
+use simex_engine::sim::SIMULATED_ORDER_ID;
+use simex_engine::{AcceptedOrder, CancelReason, ClientOrderId, Event, EventBody, Fill, RejectReason};
+use simex_engine::{OrderKind, Side, TimeInForce, NO_PORTFOLIO};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("shard {shard} record {seq}: {what} {value} does not fit in a signed 64-bit column")]
+    OutOfRange { shard: u32, seq: u64, what: &'static str, value: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortfolioRow {
+    pub portfolio_id: i64,
+    pub starting_cash_micros: i64,
+    pub created_at_ns: i64,
+    pub shard: i32,
+    pub seq: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CashAdjustmentRow {
+    pub shard: i32,
+    pub seq: i64,
+    pub portfolio_id: i64,
+    pub delta_micros: i64,
+    pub timestamp_ns: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRow {
+    pub order_id: i64,
+    pub portfolio_id: i64,
+    pub symbol_id: i32,
+    pub side: &'static str,
+    pub kind: &'static str,
+    pub time_in_force: &'static str,
+    pub price_ticks: i64,
+    pub qty_lots: i64,
+    pub open_lots: i64,
+    pub filled_lots: i64,
+    pub status: &'static str,
+    pub cancel_reason: Option<&'static str>,
+    pub client_order_id: Option<String>,
+    pub expire_at_ns: i64,
+    pub accepted_at_ns: i64,
+    pub updated_at_ns: i64,
+    pub shard: i32,
+    pub accepted_seq: i64,
+    pub last_seq: i64,
+}
+
+/// What one batch did to an order accepted in an earlier batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderUpdate {
+    pub order_id: i64,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// The price of the last replace.
+    pub price_ticks: Option<i64>,
+    /// The open quantity the last replace set.
+    pub open_base_lots: Option<i64>,
+    /// Lots filled since the last replace (since the batch began if none).
+    pub open_minus_lots: i64,
+    /// Lots filled in the batch.
+    pub filled_lots: i64,
+    pub cancel_reason: Option<&'static str>,
+    pub updated_at_ns: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FillRow {
+    pub shard: i32,
+    pub seq: i64,
+    pub trade_id: i64,
+    pub symbol_id: i32,
+    pub maker_order_id: i64,
+    pub maker_portfolio_id: i64,
+    pub taker_order_id: i64,
+    pub taker_portfolio_id: i64,
+    pub taker_side: &'static str,
+    pub price_ticks: i64,
+    pub qty_lots: i64,
+    pub notional_micros: i64,
+    pub maker_fee_micros: i64,
+    pub taker_fee_micros: i64,
+    pub timestamp_ns: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectionRow {
+    pub shard: i32,
+    pub seq: i64,
+    pub portfolio_id: i64,
+    pub order_id: i64,
+    pub client_order_id: Option<String>,
+    pub reason: &'static str,
+    pub timestamp_ns: i64,
+}
+
+/// What a batch's fills add to one (portfolio, symbol) position.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PositionDelta {
+    pub net_lots: i64,
+    pub bought_lots: i64,
+    pub sold_lots: i64,
+    pub bought_notional_micros: i64,
+    pub sold_notional_micros: i64,
+    pub fees_micros: i64,
+    pub updated_at_ns: i64,
+    /// Sequences of the first and last fill counted (of the symbol's shard).
+    pub first_seq: i64,
+    pub last_seq: i64,
+}
+
+/// The journal range of one shard a batch covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardRange {
+    pub epoch: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub last_timestamp_ns: i64,
+}
+
+/// The rows of one transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub records: usize,
+    pub shards: BTreeMap<u32, ShardRange>,
+    pub portfolios: Vec<PortfolioRow>,
+    pub cash_adjustments: Vec<CashAdjustmentRow>,
+    pub new_orders: BTreeMap<i64, OrderRow>,
+    pub order_updates: BTreeMap<i64, OrderUpdate>,
+    pub fills: Vec<FillRow>,
+    pub rejections: Vec<RejectionRow>,
+    pub positions: BTreeMap<(i64, i32), PositionDelta>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    pub fn clear(&mut self) {
+        *self = Batch::default();
+    }
+
+    /// Adds one event of `shard` (journal epoch `epoch`). Events of a shard must come in sequence.
+    pub fn add(&mut self, shard: u32, epoch: u64, event: &Event) -> Result<(), BatchError> {
+        let seq = signed(shard, event.seq, "sequence", event.seq)?;
+        let at_ns = event.timestamp_ns;
+        let shard_i32 = shard as i32;
+        let range = self.shards.entry(shard).or_insert(ShardRange {
+            epoch,
+            first_seq: event.seq,
+            last_seq: event.seq,
+            last_timestamp_ns: at_ns,
+        });
+        range.last_seq = event.seq;
+        range.last_timestamp_ns = at_ns;
+        self.records += 1;
+        match event.body {
+            EventBody::PortfolioCreated { portfolio_id, cash_micros } => self.portfolios.push(PortfolioRow {
+                portfolio_id: i64::from(portfolio_id),
+                starting_cash_micros: cash_micros,
+                created_at_ns: at_ns,
+                shard: shard_i32,
+                seq,
+            }),
+            EventBody::CashAdjusted { portfolio_id, delta_micros } => self.cash_adjustments.push(CashAdjustmentRow {
+                shard: shard_i32,
+                seq,
+                portfolio_id: i64::from(portfolio_id),
+                delta_micros,
+                timestamp_ns: at_ns,
+            }),
+            EventBody::OrderAccepted(order) => {
+                let row = accepted_row(shard, seq, at_ns, &order)?;
+                self.new_orders.insert(row.order_id, row);
+            }
+            EventBody::Rejected { portfolio_id, order_id, client_order_id, reason } => {
+                self.rejections.push(RejectionRow {
+                    shard: shard_i32,
+                    seq,
+                    portfolio_id: i64::from(portfolio_id),
+                    order_id: signed(shard, event.seq, "order id", order_id)?,
+                    client_order_id: client_text(&client_order_id),
+                    reason: reject_reason_name(reason),
+                    timestamp_ns: at_ns,
+                })
+            }
+            EventBody::Fill(fill) => self.add_fill(shard, seq, at_ns, &fill)?,
+            EventBody::OrderCancelled { order_id, reason, .. } => {
+                let order_id = signed(shard, event.seq, "order id", order_id)?;
+                let reason = cancel_reason_name(reason);
+                if let Some(row) = self.new_orders.get_mut(&order_id) {
+                    row.open_lots = 0;
+                    row.cancel_reason = Some(reason);
+                    touch(row, seq, at_ns);
+                } else {
+                    let update = self.update(order_id, seq, at_ns);
+                    update.cancel_reason = Some(reason);
+                }
+            }
+            EventBody::OrderReplaced { order_id, price_ticks, qty_lots, .. } => {
+                let order_id = signed(shard, event.seq, "order id", order_id)?;
+                if let Some(row) = self.new_orders.get_mut(&order_id) {
+                    row.price_ticks = price_ticks;
+                    row.open_lots = qty_lots;
+                    touch(row, seq, at_ns);
+                } else {
+                    let update = self.update(order_id, seq, at_ns);
+                    update.price_ticks = Some(price_ticks);
+                    update.open_base_lots = Some(qty_lots);
+                    update.open_minus_lots = 0;
+                }
+            }
+            // Market-wide settings and reference data: not projected.
+            EventBody::RiskLimitsSet { .. }
+            | EventBody::ReferencePriceSet { .. }
+            | EventBody::HaltedSet { .. }
+            | EventBody::ReferenceQuoteSet { .. }
+            | EventBody::ReferenceTradePrinted { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn add_fill(&mut self, shard: u32, seq: i64, at_ns: i64, fill: &Fill) -> Result<(), BatchError> {
+        let raw_seq = seq as u64;
+        let maker_order_id = signed(shard, raw_seq, "order id", fill.maker_order_id)?;
+        let taker_order_id = signed(shard, raw_seq, "order id", fill.taker_order_id)?;
+        self.fills.push(FillRow {
+            shard: shard as i32,
+            seq,
+            trade_id: signed(shard, raw_seq, "trade id", fill.trade_id)?,
+            symbol_id: i32::from(fill.symbol_id),
+            maker_order_id,
+            maker_portfolio_id: i64::from(fill.maker_portfolio_id),
+            taker_order_id,
+            taker_portfolio_id: i64::from(fill.taker_portfolio_id),
+            taker_side: side_name(fill.taker_side),
+            price_ticks: fill.price_ticks,
+            qty_lots: fill.qty_lots,
+            notional_micros: fill.notional_micros,
+            maker_fee_micros: fill.maker_fee_micros,
+            taker_fee_micros: fill.taker_fee_micros,
+            timestamp_ns: at_ns,
+        });
+        // The simulated market (order id 0, no portfolio) has neither an order row nor a position.
+        let orders = [maker_order_id, taker_order_id].into_iter().filter(|&id| id != SIMULATED_ORDER_ID as i64);
+        for order_id in orders {
+            if let Some(row) = self.new_orders.get_mut(&order_id) {
+                row.open_lots -= fill.qty_lots;
+                row.filled_lots += fill.qty_lots;
+                touch(row, seq, at_ns);
+            } else {
+                let update = self.update(order_id, seq, at_ns);
+                update.open_minus_lots += fill.qty_lots;
+                update.filled_lots += fill.qty_lots;
+            }
+        }
+        let symbol_id = i32::from(fill.symbol_id);
+        let (buyer, seller) = match fill.taker_side {
+            Side::Buy => (fill.taker_portfolio_id, fill.maker_portfolio_id),
+            Side::Sell => (fill.maker_portfolio_id, fill.taker_portfolio_id),
+        };
+        let (quantity, notional) = (fill.qty_lots, fill.notional_micros);
+        if buyer != NO_PORTFOLIO {
+            let bought = self.position(buyer, symbol_id, seq, at_ns);
+            bought.net_lots += quantity;
+            bought.bought_lots += quantity;
+            bought.bought_notional_micros += notional;
+        }
+        if seller != NO_PORTFOLIO {
+            let sold = self.position(seller, symbol_id, seq, at_ns);
+            sold.net_lots -= quantity;
+            sold.sold_lots += quantity;
+            sold.sold_notional_micros += notional;
+        }
+        if fill.maker_portfolio_id != NO_PORTFOLIO {
+            self.position(fill.maker_portfolio_id, symbol_id, seq, at_ns).fees_micros += fill.maker_fee_micros;
+        }
+        self.position(fill.taker_portfolio_id, symbol_id, seq, at_ns).fees_micros += fill.taker_fee_micros;
+        Ok(())
+    }
+
+    fn position(&mut self, portfolio_id: u32, symbol_id: i32, seq: i64, at_ns: i64) -> &mut PositionDelta {
+        let delta = self
+            .positions
+            .entry((i64::from(portfolio_id), symbol_id))
+            .or_insert(PositionDelta { first_seq: seq, ..PositionDelta::default() });
+        delta.updated_at_ns = at_ns;
+        delta.last_seq = seq;
+        delta
+    }
+
+    fn update(&mut self, order_id: i64, seq: i64, at_ns: i64) -> &mut OrderUpdate {
+        let update = self.order_updates.entry(order_id).or_insert(OrderUpdate {
+            order_id,
+            first_seq: seq,
+            last_seq: seq,
+            price_ticks: None,
+            open_base_lots: None,
+            open_minus_lots: 0,
+            filled_lots: 0,
+            cancel_reason: None,
+            updated_at_ns: at_ns,
+        });
+        update.last_seq = seq;
+        update.updated_at_ns = at_ns;
+        update
+    }
+}
+
+fn accepted_row(shard: u32, seq: i64, at_ns: i64, order: &AcceptedOrder) -> Result<OrderRow, BatchError> {
+    Ok(OrderRow {
+        order_id: signed(shard, seq as u64, "order id", order.order_id)?,
+        portfolio_id: i64::from(order.portfolio_id),
+        symbol_id: i32::from(order.symbol_id),
+        side: side_name(order.side),
+        kind: kind_name(order.kind),
+        time_in_force: time_in_force_name(order.time_in_force),
+        price_ticks: order.price_ticks,
+        qty_lots: order.qty_lots,
+        open_lots: order.qty_lots,
+        filled_lots: 0,
+        status: "open",
+        cancel_reason: None,
+        client_order_id: client_text(&order.client_order_id),
+        expire_at_ns: order.expire_at_ns,
+        accepted_at_ns: at_ns,
+        updated_at_ns: at_ns,
+        shard: shard as i32,
+        accepted_seq: seq,
+        last_seq: seq,
+    })
+}
+
+fn touch(row: &mut OrderRow, seq: i64, at_ns: i64) {
+    row.last_seq = seq;
+    row.updated_at_ns = at_ns;
+    row.status = order_status(row.cancel_reason.is_some(), row.open_lots, row.filled_lots);
+}
+
+/// An order's status from its quantities. The SQL of `store::APPLY_ORDER_UPDATES` says the same.
+pub fn order_status(cancelled: bool, open_lots: i64, filled_lots: i64) -> &'static str {
+    if cancelled {
+        "cancelled"
+    } else if open_lots <= 0 {
+        "filled"
+    } else if filled_lots > 0 {
+        "partially_filled"
+    } else {
+        "open"
+    }
+}
+
+fn signed(shard: u32, seq: u64, what: &'static str, value: u64) -> Result<i64, BatchError> {
+    i64::try_from(value).map_err(|_| BatchError::OutOfRange { shard, seq, what, value })
+}
+
+fn client_text(id: &ClientOrderId) -> Option<String> {
+    (!id.is_none()).then(|| id.as_text().to_string())
+}
+
+pub fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
+    }
+}
+
+pub fn kind_name(kind: OrderKind) -> &'static str {
+    match kind {
+        OrderKind::Limit => "limit",
+        OrderKind::Market => "market",
+    }
+}
+
+pub fn time_in_force_name(time_in_force: TimeInForce) -> &'static str {
+    match time_in_force {
+        TimeInForce::Gtc => "gtc",
+        TimeInForce::Day => "day",
+        TimeInForce::Gtd => "gtd",
+        TimeInForce::Ioc => "ioc",
+        TimeInForce::Fok => "fok",
+    }
+}
+
+/// The reason's stable snake_case name, as in the engine's JSON.
+pub fn reject_reason_name(reason: RejectReason) -> &'static str {
+    match reason {
+        RejectReason::UnknownPortfolio => "unknown_portfolio",
+        RejectReason::PortfolioExists => "portfolio_exists",
+        RejectReason::UnknownSymbol => "unknown_symbol",
+        RejectReason::SymbolHalted => "symbol_halted",
+        RejectReason::QuantityNotPositive => "quantity_not_positive",
+        RejectReason::QuantityNotOnLot => "quantity_not_on_lot",
+        RejectReason::QuantityBelowMinimum => "quantity_below_minimum",
+        RejectReason::QuantityTooLarge => "quantity_too_large",
+        RejectReason::PriceNotPositive => "price_not_positive",
+        RejectReason::PriceNotOnTick => "price_not_on_tick",
+        RejectReason::PriceOutsideBand => "price_outside_band",
+        RejectReason::OrderNotionalTooLarge => "order_notional_too_large",
+        RejectReason::InsufficientBuyingPower => "insufficient_buying_power",
+        RejectReason::ShortNotAllowed => "short_not_allowed",
+        RejectReason::PositionLimitExceeded => "position_limit_exceeded",
+        RejectReason::GrossExposureExceeded => "gross_exposure_exceeded",
+        RejectReason::OpenOrdersLimitExceeded => "open_orders_limit_exceeded",
+        RejectReason::DailyLossLimitBreached => "daily_loss_limit_breached",
+        RejectReason::DuplicateClientOrderId => "duplicate_client_order_id",
+        RejectReason::PostOnlyWouldTake => "post_only_would_take",
+        RejectReason::InvalidTimeInForce => "invalid_time_in_force",
+        RejectReason::ExpireTimeInPast => "expire_time_in_past",
+        RejectReason::UnknownOrder => "unknown_order",
+        RejectReason::BookFull => "book_full",
+        RejectReason::InsufficientCash => "insufficient_cash",
+        RejectReason::InvalidAmount => "invalid_amount",
+        RejectReason::ReplaceNoChange => "replace_no_change",
+        RejectReason::InvalidQuote => "invalid_quote",
+    }
+}
+
+pub fn cancel_reason_name(reason: CancelReason) -> &'static str {
+    match reason {
+        CancelReason::User => "user",
+        CancelReason::IocRemainder => "ioc_remainder",
+        CancelReason::FokUnfillable => "fok_unfillable",
+        CancelReason::SelfTrade => "self_trade",
+        CancelReason::Expired => "expired",
+        CancelReason::NoLiquidity => "no_liquidity",
+        CancelReason::LiquidityExhausted => "liquidity_exhausted",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_names_match_the_engine_json() {
+        for reason in RejectReason::ALL {
+            let json = serde_json::to_value(reason).unwrap();
+            assert_eq!(json.as_str(), Some(reject_reason_name(reason)));
+        }
+        for reason in CancelReason::ALL {
+            let json = serde_json::to_value(reason).unwrap();
+            assert_eq!(json.as_str(), Some(cancel_reason_name(reason)));
+        }
+    }
+
+    #[test]
+    fn an_order_id_beyond_i64_is_an_error() {
+        let event = Event {
+            seq: 5,
+            timestamp_ns: 1,
+            body: EventBody::OrderCancelled {
+                order_id: u64::MAX,
+                portfolio_id: 1,
+                symbol_id: 0,
+                qty_lots: 1,
+                reason: CancelReason::User,
+            },
+        };
+        let error = Batch::default().add(0, 1, &event).unwrap_err();
+        assert_eq!(error, BatchError::OutOfRange { shard: 0, seq: 5, what: "order id", value: u64::MAX });
+    }
+}

@@ -1,0 +1,431 @@
+//! Writing a batch to PostgreSQL: binary COPY into staging tables, then set-based statements into
+//! the real tables and the offsets, all in one transaction.
+//!
+//! The transaction starts by locking the offset rows of the batch's shards (`FOR UPDATE`) and
+//! checking that each stands exactly one before the batch's first sequence. Together with the
+//! offsets being written in the same transaction as the rows, that makes every event land exactly
+//! once: a batch that was already committed (say the commit went through but its answer was lost)
+//! or that another projector has overtaken is refused as [`StoreError::Fenced`], and the projector
+//! rereads the offsets and resumes after them.
+
+use super::batch::{Batch, OrderRow, ShardRange};
+use super::schema::{self, STAGING_TABLES};
+use futures_util::pin_mut;
+use std::collections::BTreeMap;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls, Transaction};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Schema(#[from] schema::SchemaError),
+    #[error("shard {shard}: the database stands at record {found:?}, the batch starts at {first_seq}")]
+    Fenced { shard: u32, found: Option<i64>, first_seq: u64 },
+}
+
+/// Where the database says a shard's projection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offset {
+    pub epoch: u64,
+    pub last_seq: u64,
+    pub last_timestamp_ns: i64,
+}
+
+/// Connects, migrates the schema and creates this connection's staging tables. The connection's
+/// I/O runs as a task on the current tokio runtime.
+pub async fn connect(url: &str) -> Result<Client, StoreError> {
+    let (mut client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        // Its error also fails the client's next call, which is where it is handled.
+        let _ = connection.await;
+    });
+    schema::migrate(&mut client).await?;
+    client.batch_execute(STAGING_TABLES).await?;
+    Ok(client)
+}
+
+/// Every shard's offset.
+pub async fn load_offsets(client: &Client) -> Result<BTreeMap<u32, Offset>, StoreError> {
+    let rows = client.query("SELECT shard, epoch, last_seq, last_timestamp_ns FROM projection_offsets", &[]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let offset = Offset {
+                epoch: row.get::<_, i64>(1) as u64,
+                last_seq: row.get::<_, i64>(2) as u64,
+                last_timestamp_ns: row.get(3),
+            };
+            (row.get::<_, i32>(0) as u32, offset)
+        })
+        .collect())
+}
+
+/// The newest sequence of `shard` that any row records, and the newest time. Every projected event
+/// leaves its sequence in some row (an order's `last_seq` only grows), and batches commit whole, so
+/// the events after it that were committed produced no rows: resuming after it re-applies nothing.
+const LAST_SEQ_IN_ROWS: &str = "
+    SELECT GREATEST(
+        (SELECT MAX(seq) FROM portfolios WHERE shard = $1),
+        (SELECT MAX(seq) FROM cash_adjustments WHERE shard = $1),
+        (SELECT MAX(seq) FROM fills WHERE shard = $1),
+        (SELECT MAX(seq) FROM rejections WHERE shard = $1),
+        (SELECT MAX(last_seq) FROM orders WHERE shard = $1)),
+    GREATEST(
+        (SELECT MAX(created_at_ns) FROM portfolios WHERE shard = $1),
+        (SELECT MAX(timestamp_ns) FROM cash_adjustments WHERE shard = $1),
+        (SELECT MAX(timestamp_ns) FROM fills WHERE shard = $1),
+        (SELECT MAX(timestamp_ns) FROM rejections WHERE shard = $1),
+        (SELECT MAX(updated_at_ns) FROM orders WHERE shard = $1))";
+
+/// For a shard that has rows but no offset (the offsets were lost or cleared): recovers the offset
+/// from the rows and stores it, with the journal's `epoch`. `None` if the shard has no rows.
+pub async fn recover_offset(client: &Client, shard: u32, epoch: u64) -> Result<Option<Offset>, StoreError> {
+    let row = client.query_one(LAST_SEQ_IN_ROWS, &[&(shard as i32)]).await?;
+    let (Some(last_seq), Some(last_timestamp_ns)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) else {
+        return Ok(None);
+    };
+    client
+        .execute(
+            "INSERT INTO projection_offsets (shard, epoch, last_seq, last_timestamp_ns) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (shard) DO NOTHING",
+            &[&(shard as i32), &(epoch as i64), &last_seq, &last_timestamp_ns],
+        )
+        .await?;
+    Ok(Some(Offset { epoch, last_seq: last_seq as u64, last_timestamp_ns }))
+}
+
+/// Applies an order update only if the order has not seen it yet (`last_seq < first_seq`); the
+/// status rule is `batch::order_status`.
+const APPLY_ORDER_UPDATES: &str = "
+    UPDATE orders o SET
+        price_ticks = COALESCE(u.price_ticks, o.price_ticks),
+        open_lots = CASE WHEN u.cancel_reason IS NOT NULL THEN 0
+                         ELSE COALESCE(u.open_base_lots, o.open_lots) - u.open_minus_lots END,
+        filled_lots = o.filled_lots + u.filled_lots,
+        cancel_reason = COALESCE(u.cancel_reason, o.cancel_reason),
+        status = CASE
+            WHEN COALESCE(u.cancel_reason, o.cancel_reason) IS NOT NULL THEN 'cancelled'
+            WHEN COALESCE(u.open_base_lots, o.open_lots) - u.open_minus_lots <= 0 THEN 'filled'
+            WHEN o.filled_lots + u.filled_lots > 0 THEN 'partially_filled'
+            ELSE 'open' END,
+        updated_at_ns = u.updated_at_ns,
+        last_seq = u.last_seq
+    FROM stage_order_updates u
+    WHERE o.order_id = u.order_id AND o.last_seq < u.first_seq";
+
+const APPLY_POSITIONS: &str = "
+    INSERT INTO positions
+    SELECT portfolio_id, symbol_id, net_lots, bought_lots, sold_lots, bought_notional_micros,
+           sold_notional_micros, fees_micros, updated_at_ns, last_seq
+    FROM stage_positions
+    ON CONFLICT (portfolio_id, symbol_id) DO UPDATE SET
+        net_lots = positions.net_lots + excluded.net_lots,
+        bought_lots = positions.bought_lots + excluded.bought_lots,
+        sold_lots = positions.sold_lots + excluded.sold_lots,
+        bought_notional_micros = positions.bought_notional_micros + excluded.bought_notional_micros,
+        sold_notional_micros = positions.sold_notional_micros + excluded.sold_notional_micros,
+        fees_micros = positions.fees_micros + excluded.fees_micros,
+        updated_at_ns = excluded.updated_at_ns,
+        last_seq = excluded.last_seq
+    WHERE positions.last_seq < (SELECT s.first_seq FROM stage_positions s
+                                WHERE s.portfolio_id = excluded.portfolio_id AND s.symbol_id = excluded.symbol_id)";
+
+/// Writes the batch and its offsets in one transaction; with `snapshot_at_ns`, also copies
+/// `positions` into `position_snapshots` in it.
+pub async fn write_batch(client: &mut Client, batch: &Batch, snapshot_at_ns: Option<i64>) -> Result<(), StoreError> {
+    let transaction = client.transaction().await?;
+    check_offsets(&transaction, &batch.shards).await?;
+
+    if !batch.portfolios.is_empty() {
+        let types = [Type::INT8, Type::INT8, Type::INT8, Type::INT4, Type::INT8];
+        let rows = batch.portfolios.iter().map(|r| {
+            vec![&r.portfolio_id as &(dyn ToSql + Sync), &r.starting_cash_micros, &r.created_at_ns, &r.shard, &r.seq]
+        });
+        copy_rows(&transaction, "stage_portfolios", &types, rows).await?;
+        transaction
+            .execute("INSERT INTO portfolios SELECT * FROM stage_portfolios ON CONFLICT DO NOTHING", &[])
+            .await?;
+    }
+    if !batch.cash_adjustments.is_empty() {
+        let types = [Type::INT4, Type::INT8, Type::INT8, Type::INT8, Type::INT8];
+        let rows = batch
+            .cash_adjustments
+            .iter()
+            .map(|r| vec![&r.shard as &(dyn ToSql + Sync), &r.seq, &r.portfolio_id, &r.delta_micros, &r.timestamp_ns]);
+        copy_rows(&transaction, "stage_cash_adjustments", &types, rows).await?;
+        transaction
+            .execute("INSERT INTO cash_adjustments SELECT * FROM stage_cash_adjustments ON CONFLICT DO NOTHING", &[])
+            .await?;
+    }
+    if !batch.new_orders.is_empty() {
+        copy_orders(&transaction, batch.new_orders.values()).await?;
+        transaction.execute("INSERT INTO orders SELECT * FROM stage_orders ON CONFLICT DO NOTHING", &[]).await?;
+    }
+    if !batch.order_updates.is_empty() {
+        let types = [
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::INT8,
+        ];
+        let rows = batch.order_updates.values().map(|u| {
+            vec![
+                &u.order_id as &(dyn ToSql + Sync),
+                &u.first_seq,
+                &u.last_seq,
+                &u.price_ticks,
+                &u.open_base_lots,
+                &u.open_minus_lots,
+                &u.filled_lots,
+                &u.cancel_reason,
+                &u.updated_at_ns,
+            ]
+        });
+        copy_rows(&transaction, "stage_order_updates", &types, rows).await?;
+        transaction.execute(APPLY_ORDER_UPDATES, &[]).await?;
+    }
+    if !batch.fills.is_empty() {
+        let types = [
+            Type::INT4,
+            Type::INT8,
+            Type::INT8,
+            Type::INT4,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+        ];
+        let rows = batch.fills.iter().map(|r| {
+            vec![
+                &r.shard as &(dyn ToSql + Sync),
+                &r.seq,
+                &r.trade_id,
+                &r.symbol_id,
+                &r.maker_order_id,
+                &r.maker_portfolio_id,
+                &r.taker_order_id,
+                &r.taker_portfolio_id,
+                &r.taker_side,
+                &r.price_ticks,
+                &r.qty_lots,
+                &r.notional_micros,
+                &r.maker_fee_micros,
+                &r.taker_fee_micros,
+                &r.timestamp_ns,
+            ]
+        });
+        copy_rows(&transaction, "stage_fills", &types, rows).await?;
+        transaction.execute("INSERT INTO fills SELECT * FROM stage_fills ON CONFLICT DO NOTHING", &[]).await?;
+    }
+    if !batch.rejections.is_empty() {
+        let types = [Type::INT4, Type::INT8, Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::INT8];
+        let rows = batch.rejections.iter().map(|r| {
+            vec![
+                &r.shard as &(dyn ToSql + Sync),
+                &r.seq,
+                &r.portfolio_id,
+                &r.order_id,
+                &r.client_order_id,
+                &r.reason,
+                &r.timestamp_ns,
+            ]
+        });
+        copy_rows(&transaction, "stage_rejections", &types, rows).await?;
+        transaction
+            .execute("INSERT INTO rejections SELECT * FROM stage_rejections ON CONFLICT DO NOTHING", &[])
+            .await?;
+    }
+    if !batch.positions.is_empty() {
+        let types = [
+            Type::INT8,
+            Type::INT4,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+        ];
+        let rows = batch.positions.iter().map(|((portfolio_id, symbol_id), d)| {
+            vec![
+                portfolio_id as &(dyn ToSql + Sync),
+                symbol_id,
+                &d.net_lots,
+                &d.bought_lots,
+                &d.sold_lots,
+                &d.bought_notional_micros,
+                &d.sold_notional_micros,
+                &d.fees_micros,
+                &d.updated_at_ns,
+                &d.first_seq,
+                &d.last_seq,
+            ]
+        });
+        copy_rows(&transaction, "stage_positions", &types, rows).await?;
+        transaction.execute(APPLY_POSITIONS, &[]).await?;
+    }
+    for (&shard, range) in &batch.shards {
+        transaction
+            .execute(
+                "INSERT INTO projection_offsets (shard, epoch, last_seq, last_timestamp_ns) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (shard) DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq,
+                     last_timestamp_ns = excluded.last_timestamp_ns, updated_at = now()",
+                &[&(shard as i32), &(range.epoch as i64), &(range.last_seq as i64), &range.last_timestamp_ns],
+            )
+            .await?;
+    }
+    if let Some(snapshot_at_ns) = snapshot_at_ns {
+        transaction
+            .execute(
+                "INSERT INTO position_snapshots
+                 SELECT $1, portfolio_id, symbol_id, net_lots, bought_lots, sold_lots, bought_notional_micros,
+                        sold_notional_micros, fees_micros FROM positions
+                 ON CONFLICT DO NOTHING",
+                &[&snapshot_at_ns],
+            )
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// A user or a portfolio's owner, from the gateway's account records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountRecord {
+    User { uid: String, email: String, name: String, display_name: String, created_at_ns: i64 },
+    PortfolioOwner { portfolio_id: u32, uid: String },
+}
+
+/// Upserts account records in one transaction: writing one twice, or an older copy after a newer
+/// one of the same key, leaves the row as the last write made it.
+pub async fn write_accounts(client: &mut Client, records: &[AccountRecord]) -> Result<(), StoreError> {
+    let transaction = client.transaction().await?;
+    for record in records {
+        match record {
+            AccountRecord::User { uid, email, name, display_name, created_at_ns } => {
+                transaction
+                    .execute(
+                        "INSERT INTO users (uid, email, name, display_name, created_at_ns) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (uid) DO UPDATE SET email = excluded.email, name = excluded.name,
+                             display_name = excluded.display_name, created_at_ns = excluded.created_at_ns",
+                        &[uid, email, name, display_name, created_at_ns],
+                    )
+                    .await?;
+            }
+            AccountRecord::PortfolioOwner { portfolio_id, uid } => {
+                transaction
+                    .execute(
+                        "INSERT INTO portfolio_owners (portfolio_id, uid) VALUES ($1, $2)
+                         ON CONFLICT (portfolio_id) DO UPDATE SET uid = excluded.uid",
+                        &[&i64::from(*portfolio_id), uid],
+                    )
+                    .await?;
+            }
+        }
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Refuses a batch that does not continue exactly where the database stands.
+async fn check_offsets(transaction: &Transaction<'_>, shards: &BTreeMap<u32, ShardRange>) -> Result<(), StoreError> {
+    let ids: Vec<i32> = shards.keys().map(|&s| s as i32).collect();
+    let rows = transaction
+        .query("SELECT shard, last_seq FROM projection_offsets WHERE shard = ANY($1) FOR UPDATE", &[&ids])
+        .await?;
+    let stored: BTreeMap<u32, i64> = rows.iter().map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, i64>(1))).collect();
+    for (&shard, range) in shards {
+        let found = stored.get(&shard).copied();
+        let continues = match found {
+            Some(last_seq) => last_seq as u64 + 1 == range.first_seq,
+            // A shard the database has never seen: the projector starts it at the journal's start.
+            None => true,
+        };
+        if !continues {
+            return Err(StoreError::Fenced { shard, found, first_seq: range.first_seq });
+        }
+    }
+    Ok(())
+}
+
+async fn copy_orders(transaction: &Transaction<'_>, orders: impl Iterator<Item = &OrderRow>) -> Result<(), StoreError> {
+    let types = [
+        Type::INT8,
+        Type::INT8,
+        Type::INT4,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT4,
+        Type::INT8,
+        Type::INT8,
+    ];
+    let rows = orders.map(|r| {
+        vec![
+            &r.order_id as &(dyn ToSql + Sync),
+            &r.portfolio_id,
+            &r.symbol_id,
+            &r.side,
+            &r.kind,
+            &r.time_in_force,
+            &r.price_ticks,
+            &r.qty_lots,
+            &r.open_lots,
+            &r.filled_lots,
+            &r.status,
+            &r.cancel_reason,
+            &r.client_order_id,
+            &r.expire_at_ns,
+            &r.accepted_at_ns,
+            &r.updated_at_ns,
+            &r.shard,
+            &r.accepted_seq,
+            &r.last_seq,
+        ]
+    });
+    copy_rows(transaction, "stage_orders", &types, rows).await
+}
+
+async fn copy_rows<'a>(
+    transaction: &Transaction<'_>,
+    table: &str,
+    types: &[Type],
+    rows: impl Iterator<Item = Vec<&'a (dyn ToSql + Sync)>>,
+) -> Result<(), StoreError> {
+    let sink = transaction.copy_in(&format!("COPY {table} FROM STDIN (FORMAT binary)")).await?;
+    let writer = BinaryCopyInWriter::new(sink, types);
+    pin_mut!(writer);
+    for row in rows {
+        writer.as_mut().write(&row).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}

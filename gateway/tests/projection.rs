@@ -1,0 +1,753 @@
+//! The PostgreSQL projection against a real PostgreSQL (`tools/pg-cluster`), never a mock.
+//!
+//! A journaled `Runtime` trades while the projector follows its journal files live (small segments,
+//! so they roll over). Afterwards every table must hold exactly what an independent fold of the
+//! journal's decoded events says: same rows, same values, none missing, none twice. The same holds
+//! after PostgreSQL is stopped mid-run and restarted, after the projector process is SIGKILLed and
+//! started again, and after the offsets are lost and everything is applied a second time.
+//!
+//! Needs `SIMEX_TEST_DATABASE_URL` (and, for the restart test, `SIMEX_TEST_PG_CTL`,
+//! `SIMEX_TEST_PGDATA`, `SIMEX_TEST_PG_LOG`, `SIMEX_TEST_PG_USER`): `tools/test` provides them. Without
+//! them the tests say so and pass, unless `CI=true` or `SIMEX_REQUIRE_PG=1`, when they fail.
+
+use simex::projection::batch::{order_status, Batch};
+use simex::projection::{self, store, AccountRecord, ProjectionConfig, ProjectionHandle};
+use simex::runtime::{Durability, JournalSettings, Response, Runtime, RuntimeConfig, SubmitError, Submitter};
+use simex_engine::codec::decode_event;
+use simex_engine::{CommandBody, Event, EventBody, InstrumentTable, NewOrder, OrderId, Side, TimeInForce};
+use simex_journal::JournalReader;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+
+/// The tests share one PostgreSQL server, and one of them stops it: they run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const SHARDS: usize = 2;
+/// Small segments, so that the projector follows the journal across many segment rolls.
+const SEGMENT_BYTES: u64 = 8 << 10;
+
+fn base_url() -> Option<String> {
+    match std::env::var("SIMEX_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let required = std::env::var("CI").is_ok_and(|v| v == "true")
+                || std::env::var("SIMEX_REQUIRE_PG").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "SIMEX_TEST_DATABASE_URL is not set, and PostgreSQL is required here (CI or SIMEX_REQUIRE_PG=1): \
+                 run through tools/test or `eval \"$(tools/pg-cluster start)\"`"
+            );
+            eprintln!(
+                "SKIPPED: SIMEX_TEST_DATABASE_URL is not set (eval \"$(tools/pg-cluster start)\" to run this test)"
+            );
+            None
+        }
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connects to PostgreSQL");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A fresh database of its own for one test.
+fn fresh_database(base: &str, name: &str) -> String {
+    let database = format!("simex_{name}_{}", std::process::id());
+    block_on(async {
+        let client = connect(base).await;
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {database}")).await.unwrap();
+        client.batch_execute(&format!("CREATE DATABASE {database}")).await.unwrap();
+    });
+    let (server, _) = base.rsplit_once('/').expect("a URL ending in /database");
+    format!("{server}/{database}")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("simex-projection-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(url: &str) -> ProjectionConfig {
+    ProjectionConfig {
+        flush_interval: Duration::from_millis(50),
+        batch_records_max: 500,
+        poll_interval: Duration::from_millis(5),
+        snapshot_interval: Duration::from_millis(1),
+        backoff_min: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        ..ProjectionConfig::new(url)
+    }
+}
+
+/// Waits for a condition. The bound is only there so that a broken projector fails the test
+/// instead of hanging it; nothing is asserted about how long it takes.
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !condition() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The venue under a varied load
+// ---------------------------------------------------------------------------------------------
+
+struct Venue {
+    runtime: Runtime,
+    submitter: Submitter,
+    step: u64,
+    resting: Vec<OrderId>,
+}
+
+impl Venue {
+    fn start(journal: &Path) -> Venue {
+        let settings = JournalSettings {
+            durability: Durability::None,
+            segment_size_bytes: SEGMENT_BYTES,
+            ..JournalSettings::new(journal)
+        };
+        let config = RuntimeConfig { shards: SHARDS, journal: Some(settings), ..RuntimeConfig::default() };
+        let mut started = Runtime::start(config, InstrumentTable::default_table()).expect("the runtime starts");
+        let mut submitter = started.submitters.pop().expect("a submitter");
+        for portfolio_id in 1..=3 {
+            round_trip(
+                &mut submitter,
+                CommandBody::CreatePortfolio { portfolio_id, cash_micros: 1_000_000_000_000_000 },
+            );
+        }
+        Venue { runtime: started.runtime, submitter, step: 0, resting: Vec::new() }
+    }
+
+    /// Sends `commands` commands of every kind the projection cares about: resting and crossing
+    /// limits, markets, IOCs, cancels, replaces, cash adjustments and rejections.
+    fn trade(&mut self, commands: u64) {
+        for _ in 0..commands {
+            self.step += 1;
+            let step = self.step;
+            let symbol_id = [0u16, 1, 6, 8][(step % 4) as usize];
+            let base = match symbol_id {
+                6 => 6_000_000,
+                8 => 108_000,
+                _ => 15_000,
+            };
+            let lots = match symbol_id {
+                6 => 100_000,
+                8 => 1_000,
+                _ => 1,
+            } * (1 + (step % 5) as i64);
+            let offset = (step * 7919 % 40) as i64 - 20;
+            let portfolio_id = 1 + (step % 3) as u32;
+            let command = match step % 11 {
+                0 if !self.resting.is_empty() => {
+                    let order_id = self.resting.swap_remove((step as usize / 11) % self.resting.len());
+                    CommandBody::Cancel { portfolio_id: 1, order_id }
+                }
+                1 if !self.resting.is_empty() => {
+                    let order_id = self.resting[(step as usize) % self.resting.len()];
+                    CommandBody::Replace { portfolio_id: 1, order_id, price_ticks: base + 25, qty_lots: lots }
+                }
+                2 => CommandBody::AdjustCash { portfolio_id, delta_micros: 1_000_000 + step as i64 },
+                3 => CommandBody::NewOrder(NewOrder::market(portfolio_id, symbol_id, Side::Buy, lots)),
+                4 => CommandBody::NewOrder(NewOrder::limit(portfolio_id, symbol_id, Side::Sell, 0, lots)),
+                5 => CommandBody::NewOrder(
+                    NewOrder::limit(portfolio_id, symbol_id, Side::Buy, base + offset, lots).with_tif(TimeInForce::Ioc),
+                ),
+                6..=8 => {
+                    CommandBody::NewOrder(NewOrder::limit(1, symbol_id, Side::Sell, base + 21 + offset.abs(), lots))
+                }
+                _ => CommandBody::NewOrder(NewOrder::limit(
+                    2 + (step % 2) as u32,
+                    symbol_id,
+                    Side::Buy,
+                    base + offset,
+                    lots,
+                )),
+            };
+            let portfolio_of_command = match command {
+                CommandBody::NewOrder(order) => order.portfolio_id,
+                _ => 0,
+            };
+            for order_id in round_trip(&mut self.submitter, command) {
+                // Only portfolio 1's orders are replaced and cancelled (it owns them).
+                if portfolio_of_command == 1 && self.resting.len() < 200 {
+                    self.resting.push(order_id);
+                }
+            }
+        }
+    }
+
+    fn stop(self) {
+        drop(self.submitter);
+        self.runtime.shutdown();
+    }
+}
+
+/// Submits one command, waits for it, returns the ids of the orders it accepted.
+fn round_trip(submitter: &mut Submitter, command: CommandBody) -> Vec<OrderId> {
+    let ticket = loop {
+        match submitter.submit(command) {
+            Ok(ticket) => break ticket,
+            Err(SubmitError::Busy) => std::thread::yield_now(),
+        }
+    };
+    let mut accepted = Vec::new();
+    loop {
+        match submitter.poll() {
+            Some(Response::Event { ticket: t, event, .. }) if t == ticket => {
+                if let EventBody::OrderAccepted(order) = event.body {
+                    accepted.push(order.order_id);
+                }
+            }
+            Some(Response::Done { ticket: t, .. }) if t == ticket => return accepted,
+            Some(_) => {}
+            None => std::thread::yield_now(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the database must hold: an independent fold of the journal
+// ---------------------------------------------------------------------------------------------
+
+fn journal_events(journal: &Path) -> Vec<(u32, Event)> {
+    let mut events = Vec::new();
+    for shard in 0..SHARDS as u32 {
+        let mut reader = JournalReader::open(journal, shard, None).expect("the journal opens");
+        while let Some(record) = reader.next_record().expect("the journal reads") {
+            let event = decode_event(record.record_type, record.seq, record.timestamp_ns, record.payload).unwrap();
+            events.push((shard, event));
+        }
+    }
+    events
+}
+
+fn segment_count(journal: &Path, shard: u32) -> usize {
+    let dir = simex_journal::shard_dir(journal, shard);
+    std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "seg")).count()
+}
+
+/// Each table as sorted text lines, one per row.
+type Tables = BTreeMap<&'static str, Vec<String>>;
+
+#[derive(Default)]
+struct ExpectedOrder {
+    portfolio_id: u32,
+    symbol_id: u16,
+    side: String,
+    kind: String,
+    tif: String,
+    price_ticks: i64,
+    qty_lots: i64,
+    open_lots: i64,
+    filled_lots: i64,
+    cancel_reason: Option<String>,
+    client_order_id: Option<String>,
+    expire_at_ns: i64,
+    accepted_at_ns: i64,
+    updated_at_ns: i64,
+    shard: u32,
+    accepted_seq: u64,
+    last_seq: u64,
+}
+
+fn name<T: serde::Serialize>(value: T) -> String {
+    serde_json::to_value(value).unwrap().as_str().unwrap().to_string()
+}
+
+/// The expected rows, folded event by event in journal order.
+fn expected_tables(events: &[(u32, Event)]) -> Tables {
+    let mut portfolios = Vec::new();
+    let mut cash = Vec::new();
+    let mut fills = Vec::new();
+    let mut rejections = Vec::new();
+    let mut orders: BTreeMap<u64, ExpectedOrder> = BTreeMap::new();
+    // (portfolio, symbol) -> [net, bought, sold, bought notional, sold notional, fees, at, last seq]
+    let mut positions: BTreeMap<(u32, u16), [i64; 8]> = BTreeMap::new();
+    let mut offsets: BTreeMap<u32, u64> = BTreeMap::new();
+    for &(shard, event) in events {
+        let (seq, at) = (event.seq, event.timestamp_ns);
+        offsets.insert(shard, seq);
+        match event.body {
+            EventBody::PortfolioCreated { portfolio_id, cash_micros } => {
+                portfolios.push(format!("{portfolio_id} {cash_micros} {at} {shard} {seq}"))
+            }
+            EventBody::CashAdjusted { portfolio_id, delta_micros } => {
+                cash.push(format!("{shard} {seq} {portfolio_id} {delta_micros} {at}"))
+            }
+            EventBody::Rejected { portfolio_id, order_id, client_order_id, reason } => rejections.push(format!(
+                "{shard} {seq} {portfolio_id} {order_id} {:?} {} {at}",
+                (!client_order_id.is_none()).then(|| client_order_id.as_text().to_string()),
+                name(reason)
+            )),
+            EventBody::OrderAccepted(o) => {
+                orders.insert(
+                    o.order_id,
+                    ExpectedOrder {
+                        portfolio_id: o.portfolio_id,
+                        symbol_id: o.symbol_id,
+                        side: name(o.side),
+                        kind: name(o.kind),
+                        tif: name(o.time_in_force),
+                        price_ticks: o.price_ticks,
+                        qty_lots: o.qty_lots,
+                        open_lots: o.qty_lots,
+                        filled_lots: 0,
+                        cancel_reason: None,
+                        client_order_id: (!o.client_order_id.is_none())
+                            .then(|| o.client_order_id.as_text().to_string()),
+                        expire_at_ns: o.expire_at_ns,
+                        accepted_at_ns: at,
+                        updated_at_ns: at,
+                        shard,
+                        accepted_seq: seq,
+                        last_seq: seq,
+                    },
+                );
+            }
+            EventBody::Fill(f) => {
+                fills.push(format!(
+                    "{shard} {seq} {} {} {} {} {} {} {} {} {} {} {} {} {at}",
+                    f.trade_id,
+                    f.symbol_id,
+                    f.maker_order_id,
+                    f.maker_portfolio_id,
+                    f.taker_order_id,
+                    f.taker_portfolio_id,
+                    name(f.taker_side),
+                    f.price_ticks,
+                    f.qty_lots,
+                    f.notional_micros,
+                    f.maker_fee_micros,
+                    f.taker_fee_micros
+                ));
+                // The simulated market (order 0, no portfolio) has no order and no position.
+                for order_id in [f.maker_order_id, f.taker_order_id].into_iter().filter(|&id| id != 0) {
+                    let order = orders.get_mut(&order_id).expect("a fill of a known order");
+                    order.open_lots -= f.qty_lots;
+                    order.filled_lots += f.qty_lots;
+                    order.updated_at_ns = at;
+                    order.last_seq = seq;
+                }
+                let (buyer, seller) = match f.taker_side {
+                    Side::Buy => (f.taker_portfolio_id, f.maker_portfolio_id),
+                    Side::Sell => (f.maker_portfolio_id, f.taker_portfolio_id),
+                };
+                let mut touch = |portfolio: u32, change: &dyn Fn(&mut [i64; 8])| {
+                    if portfolio == simex_engine::NO_PORTFOLIO {
+                        return;
+                    }
+                    let position = positions.entry((portfolio, f.symbol_id)).or_default();
+                    change(position);
+                    position[6] = at;
+                    position[7] = seq as i64;
+                };
+                touch(buyer, &|p| {
+                    p[0] += f.qty_lots;
+                    p[1] += f.qty_lots;
+                    p[3] += f.notional_micros;
+                });
+                touch(seller, &|p| {
+                    p[0] -= f.qty_lots;
+                    p[2] += f.qty_lots;
+                    p[4] += f.notional_micros;
+                });
+                touch(f.maker_portfolio_id, &|p| p[5] += f.maker_fee_micros);
+                touch(f.taker_portfolio_id, &|p| p[5] += f.taker_fee_micros);
+            }
+            EventBody::OrderCancelled { order_id, reason, .. } => {
+                let order = orders.get_mut(&order_id).expect("a cancel of a known order");
+                order.open_lots = 0;
+                order.cancel_reason = Some(name(reason));
+                order.updated_at_ns = at;
+                order.last_seq = seq;
+            }
+            EventBody::OrderReplaced { order_id, price_ticks, qty_lots, .. } => {
+                let order = orders.get_mut(&order_id).expect("a replace of a known order");
+                order.price_ticks = price_ticks;
+                order.open_lots = qty_lots;
+                order.updated_at_ns = at;
+                order.last_seq = seq;
+            }
+            EventBody::RiskLimitsSet { .. }
+            | EventBody::ReferencePriceSet { .. }
+            | EventBody::HaltedSet { .. }
+            | EventBody::ReferenceQuoteSet { .. }
+            | EventBody::ReferenceTradePrinted { .. } => {}
+        }
+    }
+    let orders = orders
+        .iter()
+        .map(|(id, o)| {
+            let status = order_status(o.cancel_reason.is_some(), o.open_lots, o.filled_lots);
+            format!(
+                "{id} {} {} {} {} {} {} {} {} {} {status} {:?} {:?} {} {} {} {} {} {}",
+                o.portfolio_id,
+                o.symbol_id,
+                o.side,
+                o.kind,
+                o.tif,
+                o.price_ticks,
+                o.qty_lots,
+                o.open_lots,
+                o.filled_lots,
+                o.cancel_reason,
+                o.client_order_id,
+                o.expire_at_ns,
+                o.accepted_at_ns,
+                o.updated_at_ns,
+                o.shard,
+                o.accepted_seq,
+                o.last_seq
+            )
+        })
+        .collect();
+    let positions = positions
+        .iter()
+        .map(|((portfolio, symbol), p)| {
+            format!("{portfolio} {symbol} {} {} {} {} {} {} {} {}", p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7])
+        })
+        .collect();
+    let offsets = offsets.iter().map(|(shard, seq)| format!("{shard} {seq}")).collect();
+    let mut tables = Tables::new();
+    tables.insert("portfolios", portfolios);
+    tables.insert("cash_adjustments", cash);
+    tables.insert("fills", fills);
+    tables.insert("rejections", rejections);
+    tables.insert("orders", orders);
+    tables.insert("positions", positions);
+    tables.insert("projection_offsets", offsets);
+    for rows in tables.values_mut() {
+        rows.sort();
+    }
+    tables
+}
+
+/// The same tables as the database has them.
+fn database_tables(url: &str) -> Tables {
+    block_on(async {
+        let client = connect(url).await;
+        let mut tables = Tables::new();
+        let text = |row: &tokio_postgres::Row, i: usize| -> String {
+            let column = &row.columns()[i];
+            match *column.type_() {
+                tokio_postgres::types::Type::INT8 => row.get::<_, i64>(i).to_string(),
+                tokio_postgres::types::Type::INT4 => row.get::<_, i32>(i).to_string(),
+                _ => row.get::<_, String>(i),
+            }
+        };
+        let optional = |row: &tokio_postgres::Row, i: usize| format!("{:?}", row.get::<_, Option<String>>(i));
+        let queries: [(&'static str, &str, &[usize]); 7] = [
+            ("portfolios", "SELECT portfolio_id, starting_cash_micros, created_at_ns, shard, seq FROM portfolios", &[]),
+            (
+                "cash_adjustments",
+                "SELECT shard, seq, portfolio_id, delta_micros, timestamp_ns FROM cash_adjustments",
+                &[],
+            ),
+            ("fills", "SELECT * FROM fills", &[]),
+            ("rejections", "SELECT * FROM rejections", &[4]),
+            ("orders", "SELECT * FROM orders", &[11, 12]),
+            ("positions", "SELECT * FROM positions", &[]),
+            ("projection_offsets", "SELECT shard, last_seq FROM projection_offsets", &[]),
+        ];
+        for (table, query, optional_columns) in queries {
+            let rows = client.query(query, &[]).await.unwrap_or_else(|e| panic!("{query}: {e}"));
+            let mut lines: Vec<String> = rows
+                .iter()
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| if optional_columns.contains(&i) { optional(row, i) } else { text(row, i) })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            lines.sort();
+            tables.insert(table, lines);
+        }
+        tables
+    })
+}
+
+/// Asserts that the database holds exactly the journal's events.
+fn assert_database_matches_journal(url: &str, journal: &Path) -> Tables {
+    let expected = expected_tables(&journal_events(journal));
+    let found = database_tables(url);
+    for (table, rows) in &expected {
+        let found_rows = &found[table];
+        let missing: Vec<_> = rows.iter().filter(|r| !found_rows.contains(r)).take(5).collect();
+        let extra: Vec<_> = found_rows.iter().filter(|r| !rows.contains(r)).take(5).collect();
+        assert!(
+            rows == found_rows,
+            "{table}: expected {} rows, found {}; missing {missing:?}; unexpected {extra:?}",
+            rows.len(),
+            found_rows.len()
+        );
+    }
+    expected
+}
+
+fn committed_everything(handle: &ProjectionHandle, journal: &Path) -> bool {
+    let events = journal_events(journal);
+    let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+    for (shard, event) in &events {
+        last.insert(*shard, event.seq);
+    }
+    let lag = handle.lag();
+    last.iter().all(|(shard, seq)| lag.shards.iter().any(|s| s.shard == *shard && s.committed_seq == *seq))
+}
+
+fn offsets_in_database(url: &str) -> u64 {
+    block_on(async {
+        let client = connect(url).await;
+        let row = client.query_one("SELECT COALESCE(SUM(last_seq), 0)::INT8 FROM projection_offsets", &[]).await;
+        row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn projects_a_live_journal_exactly_and_reapplying_changes_nothing() {
+    let Some(base) = base_url() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let url = fresh_database(&base, "live");
+    let journal = temp_dir("live");
+    let mut venue = Venue::start(&journal);
+    let handle = projection::spawn(config(&url), &journal).unwrap();
+    let user = |display_name: &str| AccountRecord::User {
+        uid: "u-1".into(),
+        email: "bot@example.com".into(),
+        name: "bot".into(),
+        display_name: display_name.into(),
+        created_at_ns: 42,
+    };
+    handle.record_account(AccountRecord::PortfolioOwner { portfolio_id: 1, uid: "u-1".into() });
+    handle.record_account(user("Bot"));
+    venue.trade(1_500);
+    handle.record_account(user("Bot renamed"));
+    handle.record_account(AccountRecord::PortfolioOwner { portfolio_id: 1, uid: "u-1".into() });
+    venue.stop();
+    wait_for("the projection to commit the whole journal", || committed_everything(&handle, &journal));
+    let lag = handle.lag();
+    assert_eq!(lag.records_behind(), 0, "{lag:?}");
+    assert!(lag.shards.iter().all(|s| s.blocked.is_none()), "{lag:?}");
+    assert!(lag.flushes > 1, "the projection flushed in several batches: {lag:?}");
+    handle.stop();
+    handle.join();
+    for shard in 0..SHARDS as u32 {
+        assert!(segment_count(&journal, shard) > 2, "shard {shard}'s journal rolled over several segments");
+    }
+    let expected = assert_database_matches_journal(&url, &journal);
+    let sizes: Vec<_> = expected.iter().map(|(table, rows)| format!("{table}={}", rows.len())).collect();
+    println!("rows: {}", sizes.join(" "));
+    assert!(expected["fills"].len() > 50, "the load traded: {} fills", expected["fills"].len());
+    assert!(!expected["rejections"].is_empty() && !expected["cash_adjustments"].is_empty());
+    assert!(expected["orders"].iter().any(|o| o.contains(" cancelled ")));
+    assert!(expected["orders"].iter().any(|o| o.contains(" filled ")));
+
+    // The last snapshot of positions is a copy of positions.
+    let (snapshot, positions) = block_on(async {
+        let client = connect(&url).await;
+        let snapshot = client
+            .query(
+                "SELECT portfolio_id, symbol_id, net_lots, fees_micros FROM position_snapshots
+                 WHERE snapshot_at_ns = (SELECT MAX(snapshot_at_ns) FROM position_snapshots) ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .unwrap();
+        let positions = client
+            .query("SELECT portfolio_id, symbol_id, net_lots, fees_micros FROM positions ORDER BY 1, 2", &[])
+            .await;
+        let rows = |rows: Vec<tokio_postgres::Row>| -> Vec<(i64, i32, i64, i64)> {
+            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+        };
+        (rows(snapshot), rows(positions.unwrap()))
+    });
+    assert!(!positions.is_empty());
+    assert_eq!(snapshot, positions);
+
+    // Account records: upserted, once each.
+    let accounts = block_on(async {
+        let client = connect(&url).await;
+        let users = client.query("SELECT uid, display_name FROM users", &[]).await.unwrap();
+        let owners = client.query("SELECT portfolio_id, uid FROM portfolio_owners", &[]).await.unwrap();
+        let users: Vec<(String, String)> = users.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let owners: Vec<(i64, String)> = owners.iter().map(|r| (r.get(0), r.get(1))).collect();
+        (users, owners)
+    });
+    assert_eq!(accounts.0, vec![("u-1".to_string(), "Bot renamed".to_string())]);
+    assert_eq!(accounts.1, vec![(1, "u-1".to_string())]);
+
+    // Lose the offsets and project everything again: the rows' keys and sequence guards make the
+    // second application change nothing.
+    block_on(async { connect(&url).await.batch_execute("DELETE FROM projection_offsets").await.unwrap() });
+    let handle = projection::spawn(config(&url), &journal).unwrap();
+    wait_for("the second projection to catch up", || committed_everything(&handle, &journal));
+    handle.stop();
+    handle.join();
+    assert_database_matches_journal(&url, &journal);
+    let _ = std::fs::remove_dir_all(&journal);
+}
+
+#[test]
+fn a_batch_written_twice_is_refused_and_with_offsets_lost_changes_nothing() {
+    let Some(base) = base_url() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let url = fresh_database(&base, "twice");
+    let journal = temp_dir("twice");
+    let mut venue = Venue::start(&journal);
+    venue.trade(300);
+    venue.stop();
+    let events = journal_events(&journal);
+    let mut batch = Batch::default();
+    for (shard, event) in &events {
+        batch.add(*shard, 7, event).unwrap();
+    }
+    block_on(async {
+        let mut client = store::connect(&url).await.unwrap();
+        store::write_batch(&mut client, &batch, None).await.unwrap();
+        let again = store::write_batch(&mut client, &batch, None).await;
+        assert!(matches!(again, Err(store::StoreError::Fenced { .. })), "{again:?}");
+        client.batch_execute("DELETE FROM projection_offsets").await.unwrap();
+        store::write_batch(&mut client, &batch, None).await.unwrap();
+    });
+    assert_database_matches_journal(&url, &journal);
+    let _ = std::fs::remove_dir_all(&journal);
+}
+
+struct Pg {
+    pg_ctl: String,
+    pgdata: String,
+    log: String,
+    user: String,
+}
+
+impl Pg {
+    fn from_env() -> Pg {
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (tools/pg-cluster)"));
+        Pg {
+            pg_ctl: var("SIMEX_TEST_PG_CTL"),
+            pgdata: var("SIMEX_TEST_PGDATA"),
+            log: var("SIMEX_TEST_PG_LOG"),
+            user: std::env::var("SIMEX_TEST_PG_USER").unwrap_or_default(),
+        }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let mut command = if self.user.is_empty() {
+            Command::new(&self.pg_ctl)
+        } else {
+            let mut command = Command::new("runuser");
+            command.args(["-u", &self.user, "--", &self.pg_ctl]);
+            command
+        };
+        command.args(["-D", &self.pgdata, "-l", &self.log, "-w"]).args(args);
+        let status = command.status().expect("pg_ctl runs");
+        assert!(status.success(), "pg_ctl {args:?} failed");
+    }
+}
+
+/// Restarts PostgreSQL if a test stops in the middle, so that the others find it running.
+struct RestartOnDrop<'a>(&'a Pg, bool);
+
+impl Drop for RestartOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.pg_ctl(&["start"]);
+        }
+    }
+}
+
+#[test]
+fn postgres_stopped_mid_run_ends_with_exactly_the_journal() {
+    let Some(base) = base_url() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let pg = Pg::from_env();
+    let url = fresh_database(&base, "outage");
+    let journal = temp_dir("outage");
+    let mut venue = Venue::start(&journal);
+    let handle = projection::spawn(config(&url), &journal).unwrap();
+    venue.trade(400);
+    wait_for("a first commit", || handle.lag().flushes > 0);
+
+    pg.pg_ctl(&["-m", "fast", "stop"]);
+    let mut guard = RestartOnDrop(&pg, true);
+    // Trading goes on while the database is down; the projection retries and falls behind.
+    venue.trade(600);
+    wait_for("the projection to notice", || handle.lag().failures > 0 && !handle.lag().connected);
+    let behind = handle.lag();
+    assert!(behind.last_error.is_some());
+    // The lag keeps counting while the database is away.
+    venue.trade(200);
+    wait_for("the lag to grow", || handle.lag().records_behind() > behind.records_behind());
+
+    pg.pg_ctl(&["start"]);
+    guard.1 = false;
+    venue.trade(300);
+    venue.stop();
+    wait_for("the projection to catch up", || committed_everything(&handle, &journal));
+    assert!(handle.lag().connected);
+    handle.stop();
+    handle.join();
+    assert_database_matches_journal(&url, &journal);
+    let _ = std::fs::remove_dir_all(&journal);
+}
+
+/// Runs a projector until it is killed, when started by `a_killed_projector_resumes_exactly`.
+#[test]
+fn projector_child_process() {
+    let (Ok(root), Ok(url)) =
+        (std::env::var("SIMEX_PROJECTION_CHILD_JOURNAL"), std::env::var("SIMEX_PROJECTION_CHILD_URL"))
+    else {
+        return;
+    };
+    let _handle = projection::spawn(config(&url), root).unwrap();
+    // The parent kills this process; the bound only keeps an orphan from living forever.
+    std::thread::sleep(Duration::from_secs(300));
+}
+
+#[test]
+fn a_killed_projector_resumes_exactly() {
+    let Some(base) = base_url() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let url = fresh_database(&base, "killed");
+    let journal = temp_dir("killed");
+    let mut venue = Venue::start(&journal);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["projector_child_process", "--exact", "--nocapture", "--test-threads=1"])
+        .env("SIMEX_PROJECTION_CHILD_JOURNAL", &journal)
+        .env("SIMEX_PROJECTION_CHILD_URL", &url)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the projector process starts");
+    venue.trade(500);
+    wait_for("the projector process to commit", || offsets_in_database(&url) > 0);
+    venue.trade(300);
+    child.kill().expect("SIGKILL"); // mid-run, wherever it is
+    child.wait().unwrap();
+    let at_kill = offsets_in_database(&url);
+    venue.trade(300);
+    venue.stop();
+    let handle = projection::spawn(config(&url), &journal).unwrap();
+    wait_for("the restarted projector to catch up", || committed_everything(&handle, &journal));
+    handle.stop();
+    handle.join();
+    assert!(at_kill > 0);
+    assert_database_matches_journal(&url, &journal);
+    let _ = std::fs::remove_dir_all(&journal);
+}
