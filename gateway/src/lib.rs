@@ -1,7 +1,15 @@
 //! # simex (the venue)
 //!
 //! Everything that runs the engine for real: the sharded runtime (threads, pinning, rings, the
-//! clock), and, as they arrive, the journal writer and the network gateways. The engine itself
-//! (`simex-engine`) stays pure; this crate is where time and concurrency come in.
+//! clock, the journal writer), and the gateways: accounts and authentication (`auth`), the bridge
+//! from async handlers to the runtime (`core`), the read model behind history and market data
+//! (`history`), the HTTP API (`http`), configuration (`config`) and the assembly (`venue`). The
+//! engine itself (`simex-engine`) stays pure; this crate is where time, I/O and concurrency come in.
 
+pub mod auth;
+pub mod bridge;
+pub mod config;
+pub mod history;
+pub mod http;
 pub mod runtime;
+pub mod venue;

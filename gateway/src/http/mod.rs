@@ -1,0 +1,146 @@
+//! The HTTP gateway: axum routes over the gateway core, the account store and the read model.
+//!
+//! Every handler is thin: authenticate ([`extract::Caller`]), check the portfolio is the caller's
+//! (an unknown and a foreign portfolio get the same 404), convert JSON to an engine command
+//! ([`wire`], exact decimals via [`numbers`]), run it through the core, and turn its events into
+//! JSON or an [`error::ApiError`]. Nothing here decides a trade.
+
+pub mod error;
+pub mod extract;
+pub mod numbers;
+mod routes;
+pub mod wire;
+
+use crate::auth::{AccountStore, JwtKeys, UserId};
+use crate::bridge::CoreHandle;
+use crate::history::{HistoryStore, MemoryHistory};
+use crate::runtime::SharedLedger;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use simex_engine::{InstrumentTable, PortfolioId};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The most orders in one batch.
+pub const BATCH_ORDERS_MAX: usize = 100;
+
+/// What the HTTP gateway is configured with.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub api_key_prefix: String,
+    pub default_starting_balance_micros: i64,
+    pub body_limit_bytes: usize,
+    /// Allowed origins; `*` allows any.
+    pub cors_origins: Vec<String>,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// Engine portfolio ids stay below this (the runtime's ledger size).
+    pub portfolios_max: usize,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub orders: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+pub struct AppState {
+    pub core: CoreHandle,
+    pub accounts: Arc<AccountStore>,
+    pub jwt: Arc<JwtKeys>,
+    /// Where trades and orders are read from.
+    pub history: Arc<dyn HistoryStore>,
+    /// Positions, books and prices.
+    pub model: MemoryHistory,
+    pub ledger: SharedLedger,
+    pub instruments: Arc<InstrumentTable>,
+    pub limiter: DefaultKeyedRateLimiter<UserId>,
+    pub settings: HttpSettings,
+    /// The next engine portfolio id to allocate.
+    pub next_portfolio_id: AtomicU32,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        core: CoreHandle,
+        accounts: Arc<AccountStore>,
+        jwt: Arc<JwtKeys>,
+        history: Arc<dyn HistoryStore>,
+        model: MemoryHistory,
+        ledger: SharedLedger,
+        instruments: Arc<InstrumentTable>,
+        settings: HttpSettings,
+    ) -> AppState {
+        let per_second = NonZeroU32::new(settings.rate_limit_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.rate_limit_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let first_free: PortfolioId = accounts.portfolio_id_max().max(model.read().portfolio_id_max()) + 1;
+        AppState {
+            core,
+            accounts,
+            jwt,
+            history,
+            model,
+            ledger,
+            instruments,
+            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            settings,
+            next_portfolio_id: AtomicU32::new(first_free),
+            metrics: Metrics::default(),
+        }
+    }
+}
+
+/// Every route, with the body limit, CORS and the JSON fallback.
+pub fn router(state: Arc<AppState>) -> Router {
+    let cors = cors_layer(&state.settings.cors_origins);
+    let body_limit = state.settings.body_limit_bytes;
+    Router::new()
+        .route("/health", get(routes::health))
+        .route("/metrics", get(routes::metrics))
+        .route("/api/auth/register", post(routes::auth::register))
+        .route("/api/auth/signup", post(routes::auth::signup))
+        .route("/api/auth/login", post(routes::auth::login))
+        .route("/api/portfolios", post(routes::portfolios::create).get(routes::portfolios::list))
+        .route("/api/portfolios/{id}/portfolio", get(routes::portfolios::show))
+        .route("/api/portfolios/{id}/reset", post(routes::portfolios::reset))
+        .route("/api/portfolios/{id}/topup", post(routes::portfolios::topup))
+        .route("/api/portfolios/{id}/trades", post(routes::orders::trade).get(routes::orders::trades))
+        .route("/api/portfolios/{id}/batch-trades", post(routes::orders::batch))
+        .route("/api/portfolios/{id}/orders", get(routes::orders::orders))
+        .route(
+            "/api/portfolios/{id}/orders/{order_id}",
+            get(routes::orders::order).delete(routes::orders::cancel).patch(routes::orders::replace),
+        )
+        .route("/api/symbols", get(routes::market::symbols))
+        .route("/api/prices/{symbol}", get(routes::market::price))
+        .route("/api/orderbook/{symbol}", get(routes::market::orderbook))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors)
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let layer =
+        CorsLayer::new().allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE]).allow_headers([
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::AUTHORIZATION,
+            axum::http::HeaderName::from_static("x-api-key"),
+        ]);
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}

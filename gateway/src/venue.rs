@@ -1,0 +1,163 @@
+//! `simex` serving: the one place the venue is assembled.
+//!
+//! ```text
+//!  axum handlers ──crossbeam channel──► gateway core thread ──Submitter──► shards ──► journal
+//!        ▲                                  │  ▲                              │
+//!        └──── oneshot replies ─────────────┘  └──── event tap ("gateway") ◄──┘
+//!                                          folds into the read model (history, books, prices)
+//! ```
+//!
+//! Start-up order: the account store is recovered; the runtime recovers every shard from its
+//! journal; the read model is rebuilt by reading the same journals (the tap only carries events
+//! of commands applied after start); then the core thread starts and the listener opens.
+
+use crate::auth::{load_or_create_secret, AccountStore, JwtKeys};
+use crate::config::VenueConfig;
+use crate::history::{HistoryStore, MemoryHistory};
+use crate::http::{self, AppState, HttpSettings};
+use crate::runtime::{JournalSettings, Runtime, RuntimeConfig, WaitStrategy};
+use anyhow::Context;
+use simex_engine::codec::decode_event;
+use simex_engine::InstrumentTable;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Runs the venue until SIGINT or SIGTERM.
+pub fn run(config: VenueConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let journal_root = config.data_dir.join("journal");
+    let accounts_root = config.data_dir.join("accounts");
+    let accounts =
+        Arc::new(AccountStore::open(&accounts_root, config.durability).context("opening the account store")?);
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => load_or_create_secret(&config.data_dir.join("jwt_secret")).context("the token secret")?,
+    };
+    let jwt = Arc::new(JwtKeys::new(&secret, config.jwt_ttl_seconds));
+
+    let instruments = InstrumentTable::default_table();
+    let runtime_config = RuntimeConfig {
+        shards: config.shards,
+        submitters: 1,
+        taps: vec!["gateway".into()],
+        wait: WaitStrategy::Park,
+        journal: Some(JournalSettings { durability: config.durability, ..JournalSettings::new(&journal_root) }),
+        ..RuntimeConfig::default()
+    };
+    let portfolios_max = runtime_config.portfolios_max;
+    let mut started = Runtime::start(runtime_config, instruments.clone()).context("starting the runtime")?;
+    for shard in started.runtime.recovery() {
+        tracing::info!(
+            shard = shard.shard,
+            records = shard.records,
+            hash = format!("{:016x}", shard.state_hash),
+            "recovered"
+        );
+    }
+    let history = MemoryHistory::default();
+    rebuild_from_journal(&journal_root, config.shards, &history)?;
+
+    let submitter = started.submitters.pop().context("the runtime made no submitter")?;
+    let tap = started.taps.pop().context("the runtime made no tap")?;
+    // Price feeds start here, with a submitter of their own (raise `submitters` above):
+    // `feeds::spawn(&config, &instruments, submitter)`.
+    let (core, core_thread) = crate::bridge::spawn(submitter, tap, history.clone());
+
+    let settings = HttpSettings {
+        api_key_prefix: config.api_key_prefix.clone(),
+        default_starting_balance_micros: config.default_starting_balance_micros,
+        body_limit_bytes: config.body_limit_bytes,
+        cors_origins: config.cors_origins.clone(),
+        rate_limit_per_second: config.rate_limit_per_second,
+        rate_limit_burst: config.rate_limit_burst,
+        portfolios_max,
+    };
+    let history_store: Arc<dyn HistoryStore> = Arc::new(history.clone());
+    let state = Arc::new(AppState::new(
+        core,
+        accounts,
+        jwt,
+        history_store,
+        history,
+        started.runtime.ledger(),
+        Arc::new(instruments),
+        settings,
+    ));
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("simex-http")
+        .build()
+        .context("starting the async runtime")?;
+    let served = tokio.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        tracing::info!(
+            "simex listening on http://{address} (journal {}, accounts {})",
+            journal_root.display(),
+            accounts_root.display()
+        );
+        axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+        anyhow::Ok(())
+    });
+    drop(tokio);
+    // Every handle on the core is gone with the router: the core stops and hands back its ends.
+    let (submitter, tap) = core_thread.join().map_err(|_| anyhow::anyhow!("the gateway core panicked"))?;
+    drop((submitter, tap));
+    drop(started.submitters);
+    drop(started.taps);
+    started.runtime.shutdown();
+    tracing::info!("simex stopped");
+    served
+}
+
+/// Folds every journaled event of every shard into the read model.
+fn rebuild_from_journal(root: &Path, shards: usize, history: &MemoryHistory) -> anyhow::Result<()> {
+    let mut model = history.write();
+    for shard in 0..shards {
+        let mut reader = match simex_journal::JournalReader::open(root, shard as u32, None) {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::debug!(shard, "no journal to rebuild from: {error}");
+                continue;
+            }
+        };
+        let mut records = 0u64;
+        while let Some(record) =
+            reader.next_record().with_context(|| format!("reading the journal of shard {shard}"))?
+        {
+            let event = decode_event(record.record_type, record.seq, record.timestamp_ns, record.payload)
+                .with_context(|| format!("journal of shard {shard}, record {}", record.seq))?;
+            model.apply(shard as u16, &event);
+            records += 1;
+        }
+        tracing::info!(shard, records, "read model rebuilt from the journal");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
