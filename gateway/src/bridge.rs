@@ -12,11 +12,12 @@
 //! and parks for short intervals, since the response rings have no waker for it.
 
 use crate::history::MemoryHistory;
-use crate::runtime::{EventTap, Response, Route, SubmitError, Submitter, Ticket};
+use crate::runtime::{EventTap, Response, Route, SubmitError, Submitter, TappedEvent, Ticket};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use simex_engine::{CommandBody, Event};
 use std::collections::HashMap;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// What became of one command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,9 +81,19 @@ pub fn spawn(
     submitter: Submitter,
     tap: EventTap,
     history: MemoryHistory,
+    events: broadcast::Sender<TappedEvent>,
 ) -> (CoreHandle, std::thread::JoinHandle<(Submitter, EventTap)>) {
     let (requests, receiver) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
-    let core = Core { submitter, tap, history, receiver, in_flight: HashMap::new(), requests: HashMap::new(), next: 0 };
+    let core = Core {
+        submitter,
+        tap,
+        history,
+        events,
+        receiver,
+        in_flight: HashMap::new(),
+        requests: HashMap::new(),
+        next: 0,
+    };
     let handle = std::thread::Builder::new()
         .name("simex-gateway-core".into())
         .spawn(move || core.run())
@@ -107,6 +118,8 @@ struct Core {
     submitter: Submitter,
     tap: EventTap,
     history: MemoryHistory,
+    /// Every folded event, for subscribers (`/ws`); sending never blocks.
+    events: broadcast::Sender<TappedEvent>,
     receiver: Receiver<CoreRequest>,
     in_flight: HashMap<Ticket, InFlight>,
     requests: HashMap<u64, Pending>,
@@ -212,11 +225,21 @@ impl Core {
     /// Folds everything waiting in the tap into the read model; whether there was anything.
     fn fold_tap(&mut self) -> bool {
         let Some(first) = self.tap.poll() else { return false };
-        let mut model = self.history.write();
-        model.apply(first.shard, &first.event);
-        for _ in 0..TAP_FOLD_MAX {
-            let Some(tapped) = self.tap.poll() else { break };
-            model.apply(tapped.shard, &tapped.event);
+        let mut folded = Vec::new();
+        {
+            let mut model = self.history.write();
+            model.apply(first.shard, &first.event);
+            folded.push(first);
+            for _ in 0..TAP_FOLD_MAX {
+                let Some(tapped) = self.tap.poll() else { break };
+                model.apply(tapped.shard, &tapped.event);
+                folded.push(tapped);
+            }
+        }
+        if self.events.receiver_count() > 0 {
+            for tapped in folded {
+                let _ = self.events.send(tapped);
+            }
         }
         true
     }

@@ -22,6 +22,9 @@ use simex_engine::InstrumentTable;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Events buffered for `/ws` subscribers before a slow one is told it missed some.
+const EVENTS_BROADCAST_SLOTS: usize = 1 << 16;
+
 /// Runs the venue until SIGINT or SIGTERM.
 pub fn run(config: VenueConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
@@ -62,7 +65,8 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
     let tap = started.taps.pop().context("the runtime made no tap")?;
     // Price feeds start here, with a submitter of their own (raise `submitters` above):
     // `feeds::spawn(&config, &instruments, submitter)`.
-    let (core, core_thread) = crate::bridge::spawn(submitter, tap, history.clone());
+    let (core_events, _) = tokio::sync::broadcast::channel(EVENTS_BROADCAST_SLOTS);
+    let (core, core_thread) = crate::bridge::spawn(submitter, tap, history.clone(), core_events.clone());
 
     let settings = HttpSettings {
         api_key_prefix: config.api_key_prefix.clone(),
@@ -76,6 +80,7 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
     let history_store: Arc<dyn HistoryStore> = Arc::new(history.clone());
     let state = Arc::new(AppState::new(
         core,
+        core_events,
         accounts,
         jwt,
         history_store,

@@ -517,3 +517,76 @@ fn after_sigkill_the_api_agrees_with_the_recovered_state() {
     let q = venue.portfolio(&bot, json!({}));
     assert!(q > m && q > p);
 }
+
+#[test]
+fn websocket_subscribers_get_trades_books_and_their_own_fills_with_sequences() {
+    use tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Venue::start(dir.path(), &[]);
+    let bot = venue.register("bot@example.com");
+    let maker = venue.register("maker@example.com");
+    let p = venue.portfolio(&bot, json!({}));
+    let m = venue.portfolio(&maker, json!({}));
+    let ws_url = venue.base.replace("http://", "ws://");
+
+    // A message that never comes fails the test instead of hanging it.
+    let connect = |url: String| {
+        let (socket, _) = tungstenite::connect(url).unwrap();
+        if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        }
+        socket
+    };
+    let mut market = connect(format!("{ws_url}/ws"));
+    let mut account = connect(format!("{ws_url}/ws?api_key={bot}"));
+    let read = |socket: &mut tungstenite::WebSocket<_>| -> Value {
+        loop {
+            if let Message::Text(text) = socket.read().unwrap() {
+                return serde_json::from_str(text.as_str()).unwrap();
+            }
+        }
+    };
+    let send = |socket: &mut tungstenite::WebSocket<_>, body: Value| {
+        socket.send(Message::Text(body.to_string().into())).unwrap()
+    };
+    send(&mut market, json!({"op": "subscribe", "channel": "trades", "symbol": "AAPL"}));
+    assert_eq!(read(&mut market)["type"], "subscribed");
+    send(&mut market, json!({"op": "subscribe", "channel": "book", "symbol": "AAPL"}));
+    assert_eq!(read(&mut market)["type"], "subscribed");
+    let empty = read(&mut market);
+    assert_eq!((empty["type"].as_str(), &empty["bids"]), (Some("book"), &json!([])));
+    // Following an account needs credentials.
+    send(&mut market, json!({"op": "subscribe", "channel": "account"}));
+    assert_eq!(read(&mut market)["code"], "missing_credentials");
+    send(&mut account, json!({"op": "subscribe", "channel": "account"}));
+    assert_eq!(read(&mut account)["type"], "subscribed");
+
+    venue.trade(&maker, m, json!({"ticker": "AAPL", "side": "sell", "shares": 10, "limit_price": "150.00"}));
+    let book = read(&mut market);
+    assert_eq!(book["type"], "book", "{book}");
+    assert_eq!(book["asks"], json!([["150.00", "10"]]));
+    let first_sequence = book["sequence"].as_u64().unwrap();
+    let bought = venue.trade(&bot, p, json!({"ticker": "AAPL", "side": "buy", "shares": 4}));
+    let trade = read(&mut market);
+    assert_eq!(trade["type"], "trade", "{trade}");
+    assert_eq!((trade["price"].as_str(), trade["shares"].as_str()), (Some("150.00"), Some("4")));
+    assert!(trade["sequence"].as_u64().unwrap() > first_sequence);
+    let book = read(&mut market);
+    assert_eq!(book["asks"], json!([["150.00", "6"]]));
+
+    // The bot sees its own order and fill (not the maker's), with its public portfolio id.
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let message = read(&mut account);
+        assert_eq!(message["portfolio_id"], p, "{message}");
+        assert!(message["sequence"].as_u64().is_some());
+        kinds.push(message["type"].as_str().unwrap().to_string() + "/" + message["event"].as_str().unwrap_or(""));
+        if message["type"] == "fill" {
+            assert_eq!(message["fill"]["order_id"], bought["order_id"]);
+            assert_eq!(message["fill"]["side"], "buy");
+        }
+    }
+    assert_eq!(kinds, ["order/accepted", "fill/"].map(String::from).to_vec(), "{kinds:?}");
+    let refused = tungstenite::connect(format!("{ws_url}/ws?api_key=st_forged"));
+    assert!(refused.is_err());
+}

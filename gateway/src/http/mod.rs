@@ -10,6 +10,7 @@ pub mod extract;
 pub mod numbers;
 mod routes;
 pub mod wire;
+pub mod ws;
 
 use crate::auth::{AccountStore, JwtKeys, UserId};
 use crate::bridge::CoreHandle;
@@ -53,6 +54,8 @@ pub struct Metrics {
 
 pub struct AppState {
     pub core: CoreHandle,
+    /// Every event the core folded, for `/ws`.
+    pub core_events: tokio::sync::broadcast::Sender<crate::runtime::TappedEvent>,
     pub accounts: Arc<AccountStore>,
     pub jwt: Arc<JwtKeys>,
     /// Where trades and orders are read from.
@@ -72,6 +75,7 @@ impl AppState {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         core: CoreHandle,
+        core_events: tokio::sync::broadcast::Sender<crate::runtime::TappedEvent>,
         accounts: Arc<AccountStore>,
         jwt: Arc<JwtKeys>,
         history: Arc<dyn HistoryStore>,
@@ -85,6 +89,7 @@ impl AppState {
         let first_free: PortfolioId = accounts.portfolio_id_max().max(model.read().portfolio_id_max()) + 1;
         AppState {
             core,
+            core_events,
             accounts,
             jwt,
             history,
@@ -106,6 +111,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(routes::health))
         .route("/metrics", get(routes::metrics))
+        .route("/ws", get(ws::upgrade))
         .route("/api/auth/register", post(routes::auth::register))
         .route("/api/auth/signup", post(routes::auth::signup))
         .route("/api/auth/login", post(routes::auth::login))
