@@ -12,11 +12,12 @@
 //! and parks for short intervals, since the response rings have no waker for it.
 
 use crate::history::MemoryHistory;
-use crate::runtime::{EventTap, Response, Route, SubmitError, Submitter, TappedEvent, Ticket};
+use crate::runtime::{EventTap, Response, Route, StageHistograms, SubmitError, Submitter, TappedEvent, Ticket};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use simex_engine::{CommandBody, Event};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// What became of one command.
@@ -72,6 +73,9 @@ impl CoreHandle {
 /// Tapped events folded under one write lock, so readers are not starved under load.
 const TAP_FOLD_MAX: usize = 65_536;
 
+/// How often the core hands its submitter's latency histograms over to `/metrics`.
+const LATENCY_HANDOVER_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Requests queued for the core before handlers are told `busy`.
 const REQUESTS_QUEUED_MAX: usize = 4096;
 
@@ -82,6 +86,7 @@ pub fn spawn(
     tap: EventTap,
     history: MemoryHistory,
     events: broadcast::Sender<TappedEvent>,
+    latency: Arc<Mutex<StageHistograms>>,
 ) -> (CoreHandle, std::thread::JoinHandle<(Submitter, EventTap)>) {
     let (requests, receiver) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
     let core = Core {
@@ -89,6 +94,8 @@ pub fn spawn(
         tap,
         history,
         events,
+        latency,
+        latency_handed_at: Instant::now(),
         receiver,
         in_flight: HashMap::new(),
         requests: HashMap::new(),
@@ -120,6 +127,9 @@ struct Core {
     history: MemoryHistory,
     /// Every folded event, for subscribers (`/ws`); sending never blocks.
     events: broadcast::Sender<TappedEvent>,
+    /// Where the submitter's egress and round-trip histograms are merged for `/metrics`.
+    latency: Arc<Mutex<StageHistograms>>,
+    latency_handed_at: Instant,
     receiver: Receiver<CoreRequest>,
     in_flight: HashMap<Ticket, InFlight>,
     requests: HashMap<u64, Pending>,
@@ -148,6 +158,7 @@ impl Core {
                     let _ = pending.reply.send(outcomes);
                 }
             }
+            self.hand_over_latency();
             if worked {
                 backoff.reset();
                 continue;
@@ -167,6 +178,16 @@ impl Core {
                 backoff.snooze();
             }
         }
+    }
+
+    /// Merges the submitter's histograms into the shared ones, at most once per interval.
+    fn hand_over_latency(&mut self) {
+        if self.latency_handed_at.elapsed() < LATENCY_HANDOVER_INTERVAL {
+            return;
+        }
+        self.latency_handed_at = Instant::now();
+        let taken = self.submitter.take_latency();
+        self.latency.lock().unwrap_or_else(|p| p.into_inner()).add(&taken);
     }
 
     fn accept(&mut self, request: CoreRequest) {

@@ -14,13 +14,14 @@
 use crate::auth::{load_or_create_secret, AccountStore, JwtKeys};
 use crate::config::VenueConfig;
 use crate::history::{HistoryStore, MemoryHistory};
+use crate::http::metrics::LatencySources;
 use crate::http::{self, AppState, HttpSettings};
-use crate::runtime::{JournalSettings, Runtime, RuntimeConfig, WaitStrategy};
+use crate::runtime::{JournalSettings, Runtime, RuntimeConfig, StageHistograms, WaitStrategy};
 use anyhow::Context;
 use simex_engine::codec::decode_event;
 use simex_engine::InstrumentTable;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Events buffered for `/ws` subscribers before a slow one is told it missed some.
 const EVENTS_BROADCAST_SLOTS: usize = 1 << 16;
@@ -66,7 +67,9 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
     // Price feeds start here, with a submitter of their own (raise `submitters` above):
     // `feeds::spawn(&config, &instruments, submitter)`.
     let (core_events, _) = tokio::sync::broadcast::channel(EVENTS_BROADCAST_SLOTS);
-    let (core, core_thread) = crate::bridge::spawn(submitter, tap, history.clone(), core_events.clone());
+    let submitter_latency = Arc::new(Mutex::new(StageHistograms::default()));
+    let (core, core_thread) =
+        crate::bridge::spawn(submitter, tap, history.clone(), core_events.clone(), submitter_latency.clone());
 
     let settings = HttpSettings {
         api_key_prefix: config.api_key_prefix.clone(),
@@ -78,17 +81,21 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
         portfolios_max,
     };
     let history_store: Arc<dyn HistoryStore> = Arc::new(history.clone());
-    let state = Arc::new(AppState::new(
+    let ledger = started.runtime.ledger();
+    let runtime = Arc::new(Mutex::new(started.runtime));
+    let mut state = AppState::new(
         core,
         core_events,
         accounts,
         jwt,
         history_store,
         history,
-        started.runtime.ledger(),
+        ledger,
         Arc::new(instruments),
         settings,
-    ));
+    );
+    state.latency = Some(LatencySources { runtime: runtime.clone(), submitter: submitter_latency });
+    let state = Arc::new(state);
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -115,7 +122,11 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
     drop((submitter, tap));
     drop(started.submitters);
     drop(started.taps);
-    started.runtime.shutdown();
+    let runtime = Arc::try_unwrap(runtime)
+        .map_err(|_| anyhow::anyhow!("the runtime is still shared at shutdown"))?
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    runtime.shutdown();
     tracing::info!("simex stopped");
     served
 }

@@ -263,6 +263,22 @@ fn a_bot_trades_through_its_whole_journey() {
     // And it trades again.
     let again = venue.trade(&bot, p, json!({"ticker": "AAPL", "side": "buy", "shares": 1}));
     assert_eq!(again["status"], "filled");
+
+    // Metrics count what happened and break latency into stages.
+    let metrics = venue.client.get(venue.url("/metrics")).send().unwrap().text().unwrap();
+    let value = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("simex_http_orders_total ") > 100, "{metrics}");
+    assert!(value("simex_http_responses_total{class=\"4xx\"}") >= 1, "{metrics}");
+    assert!(value("simex_http_responses_total{class=\"2xx\"}") > 20, "{metrics}");
+    for stage in ["ring", "match_risk", "egress", "round_trip"] {
+        assert!(
+            metrics.contains(&format!("simex_stage_latency_ns{{stage=\"{stage}\",quantile=\"0.99\"}}")),
+            "{metrics}"
+        );
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod numbers;
 mod routes;
 pub mod wire;
@@ -23,7 +24,7 @@ use axum::Router;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use simex_engine::{InstrumentTable, PortfolioId};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -44,14 +45,6 @@ pub struct HttpSettings {
     pub portfolios_max: usize,
 }
 
-/// Counters for `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    pub requests: AtomicU64,
-    pub orders: AtomicU64,
-    pub rate_limited: AtomicU64,
-}
-
 pub struct AppState {
     pub core: CoreHandle,
     /// Every event the core folded, for `/ws`.
@@ -68,7 +61,9 @@ pub struct AppState {
     pub settings: HttpSettings,
     /// The next engine portfolio id to allocate.
     pub next_portfolio_id: AtomicU32,
-    pub metrics: Metrics,
+    pub metrics: metrics::Metrics,
+    /// Latency histograms for `/metrics`; `None` in a gateway without a runtime of its own.
+    pub latency: Option<metrics::LatencySources>,
 }
 
 impl AppState {
@@ -99,7 +94,8 @@ impl AppState {
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
             settings,
             next_portfolio_id: AtomicU32::new(first_free),
-            metrics: Metrics::default(),
+            metrics: metrics::Metrics::default(),
+            latency: None,
         }
     }
 }
@@ -110,7 +106,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.settings.body_limit_bytes;
     Router::new()
         .route("/health", get(routes::health))
-        .route("/metrics", get(routes::metrics))
+        .route("/metrics", get(metrics::render))
         .route("/ws", get(ws::upgrade))
         .route("/api/auth/register", post(routes::auth::register))
         .route("/api/auth/signup", post(routes::auth::signup))
@@ -133,6 +129,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(cors)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_responses))
         .with_state(state)
 }
 
