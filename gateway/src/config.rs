@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// Requests a user may send at once above the rate [default: 100].
     #[arg(long, env = "RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
+    /// Registrations, signups and logins per second per client IP [default: 5].
+    #[arg(long, env = "AUTH_RATE_LIMIT_PER_SECOND")]
+    pub auth_rate_limit_per_second: Option<u32>,
+    /// Registrations, signups and logins a client IP may send at once [default: 20].
+    #[arg(long, env = "AUTH_RATE_LIMIT_BURST")]
+    pub auth_rate_limit_burst: Option<u32>,
     /// Largest request body in bytes [default: 1048576].
     #[arg(long, env = "BODY_LIMIT_BYTES")]
     pub body_limit_bytes: Option<usize>,
@@ -69,6 +75,8 @@ pub struct FileConfig {
     pub jwt_ttl_seconds: Option<u64>,
     pub rate_limit_per_second: Option<u32>,
     pub rate_limit_burst: Option<u32>,
+    pub auth_rate_limit_per_second: Option<u32>,
+    pub auth_rate_limit_burst: Option<u32>,
     pub body_limit_bytes: Option<usize>,
     pub shards: Option<usize>,
     pub durability: Option<String>,
@@ -86,6 +94,8 @@ pub struct VenueConfig {
     pub jwt_ttl_seconds: u64,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    pub auth_rate_limit_per_second: u32,
+    pub auth_rate_limit_burst: u32,
     pub body_limit_bytes: usize,
     pub shards: usize,
     pub durability: Durability,
@@ -126,6 +136,11 @@ impl VenueConfig {
             jwt_ttl_seconds: args.jwt_ttl_seconds.or(file.jwt_ttl_seconds).unwrap_or(86_400),
             rate_limit_per_second: args.rate_limit_per_second.or(file.rate_limit_per_second).unwrap_or(50),
             rate_limit_burst: args.rate_limit_burst.or(file.rate_limit_burst).unwrap_or(100),
+            auth_rate_limit_per_second: args
+                .auth_rate_limit_per_second
+                .or(file.auth_rate_limit_per_second)
+                .unwrap_or(5),
+            auth_rate_limit_burst: args.auth_rate_limit_burst.or(file.auth_rate_limit_burst).unwrap_or(20),
             body_limit_bytes: args.body_limit_bytes.or(file.body_limit_bytes).unwrap_or(1 << 20),
             shards,
             durability,

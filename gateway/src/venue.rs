@@ -78,6 +78,8 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
         cors_origins: config.cors_origins.clone(),
         rate_limit_per_second: config.rate_limit_per_second,
         rate_limit_burst: config.rate_limit_burst,
+        auth_rate_limit_per_second: config.auth_rate_limit_per_second,
+        auth_rate_limit_burst: config.auth_rate_limit_burst,
         portfolios_max,
     };
     let history_store: Arc<dyn HistoryStore> = Arc::new(history.clone());
@@ -113,7 +115,8 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
             journal_root.display(),
             accounts_root.display()
         );
-        axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+        let service = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
         anyhow::Ok(())
     });
     drop(tokio);

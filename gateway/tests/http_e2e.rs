@@ -477,7 +477,13 @@ fn signup_and_login_issue_tokens_accepted_like_keys() {
 #[test]
 fn the_rate_limit_answers_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let venue = Venue::start(dir.path(), &[("RATE_LIMIT_PER_SECOND", "1"), ("RATE_LIMIT_BURST", "3")]);
+    let limits = [
+        ("RATE_LIMIT_PER_SECOND", "1"),
+        ("RATE_LIMIT_BURST", "3"),
+        ("AUTH_RATE_LIMIT_PER_SECOND", "1"),
+        ("AUTH_RATE_LIMIT_BURST", "3"),
+    ];
+    let venue = Venue::start(dir.path(), &limits);
     let key = venue.register("eve@example.com");
     let mut limited = None;
     for _ in 0..10 {
@@ -491,6 +497,15 @@ fn the_rate_limit_answers_429_with_retry_after() {
     let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after >= 1);
     assert_error(parse(response), StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+
+    // Registrations are limited per client address.
+    let mut statuses = Vec::new();
+    for index in 0..10 {
+        let body = json!({"email": format!("bot{index}@example.com")});
+        statuses.push(venue.client.post(venue.url("/api/auth/register")).json(&body).send().unwrap().status());
+    }
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
 }
 
 #[test]

@@ -101,13 +101,40 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         } else {
             return Err(unauthorized("missing_credentials", "send an x-api-key header or a bearer token"));
         };
-        if let Err(not_until) = state.limiter.check_key(&user_id) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests");
-            error.retry_after_seconds = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
-            state.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Err(error);
-        }
+        check_rate(&state.limiter, &user_id, state)?;
         Ok(Caller(user_id))
+    }
+}
+
+/// 429 with `Retry-After` when `key` is over its rate.
+pub fn check_rate<K: std::hash::Hash + Eq + Clone>(
+    limiter: &governor::DefaultKeyedRateLimiter<K>,
+    key: &K,
+    state: &AppState,
+) -> Result<(), ApiError> {
+    if let Err(not_until) = limiter.check_key(key) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests");
+        error.retry_after_seconds = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        state.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// The client's address, rate limited per IP: for the endpoints that take no credentials
+/// (registration, signup, login), whose cost (a journal commit, an argon2 hash) invites abuse.
+pub struct AnonymousClient;
+
+impl FromRequestParts<Arc<AppState>> for AnonymousClient {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        check_rate(&state.anonymous_limiter, &ip, state)?;
+        Ok(AnonymousClient)
     }
 }

@@ -41,6 +41,9 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    /// Registrations, signups and logins per second per client IP, and their burst.
+    pub auth_rate_limit_per_second: u32,
+    pub auth_rate_limit_burst: u32,
     /// Engine portfolio ids stay below this (the runtime's ledger size).
     pub portfolios_max: usize,
 }
@@ -58,6 +61,7 @@ pub struct AppState {
     pub ledger: SharedLedger,
     pub instruments: Arc<InstrumentTable>,
     pub limiter: DefaultKeyedRateLimiter<UserId>,
+    pub anonymous_limiter: DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub settings: HttpSettings,
     /// The next engine portfolio id to allocate.
     pub next_portfolio_id: AtomicU32,
@@ -79,8 +83,10 @@ impl AppState {
         instruments: Arc<InstrumentTable>,
         settings: HttpSettings,
     ) -> AppState {
-        let per_second = NonZeroU32::new(settings.rate_limit_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(settings.rate_limit_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = |per_second: u32, burst: u32| {
+            let per_second = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+            Quota::per_second(per_second).allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN))
+        };
         let first_free: PortfolioId = accounts.portfolio_id_max().max(model.read().portfolio_id_max()) + 1;
         AppState {
             core,
@@ -91,7 +97,11 @@ impl AppState {
             model,
             ledger,
             instruments,
-            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            limiter: RateLimiter::keyed(quota(settings.rate_limit_per_second, settings.rate_limit_burst)),
+            anonymous_limiter: RateLimiter::keyed(quota(
+                settings.auth_rate_limit_per_second,
+                settings.auth_rate_limit_burst,
+            )),
             settings,
             next_portfolio_id: AtomicU32::new(first_free),
             metrics: metrics::Metrics::default(),

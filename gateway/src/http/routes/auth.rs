@@ -3,7 +3,7 @@
 use super::blocking;
 use crate::auth::{hash_password, NewUser, StoreError};
 use crate::http::error::ApiError;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{AnonymousClient, ApiJson};
 use crate::http::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -63,6 +63,7 @@ fn store_error(error: StoreError) -> ApiError {
 
 pub async fn register(
     State(state): State<Arc<AppState>>,
+    _client: AnonymousClient,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
     check_email(&request.email)?;
@@ -110,6 +111,7 @@ fn token_body(state: &AppState, user_id: u64) -> Result<serde_json::Value, ApiEr
 
 pub async fn signup(
     State(state): State<Arc<AppState>>,
+    _client: AnonymousClient,
     ApiJson(request): ApiJson<SignupRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     check_email(&request.email)?;
@@ -145,6 +147,7 @@ pub async fn signup(
 
 pub async fn login(
     State(state): State<Arc<AppState>>,
+    _client: AnonymousClient,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let accounts = state.accounts.clone();
