@@ -273,6 +273,9 @@ fn a_bot_trades_through_its_whole_journey() {
     assert!(value("simex_http_orders_total ") > 100, "{metrics}");
     assert!(value("simex_http_responses_total{class=\"4xx\"}") >= 1, "{metrics}");
     assert!(value("simex_http_responses_total{class=\"2xx\"}") > 20, "{metrics}");
+    let openapi: Value = venue.client.get(venue.url("/openapi.json")).send().unwrap().json().unwrap();
+    assert!(openapi["openapi"].as_str().unwrap().starts_with('3'));
+    assert!(openapi["paths"]["/api/portfolios/{id}/batch-trades"]["post"]["requestBody"].is_object());
     for stage in ["ring", "match_risk", "egress", "round_trip"] {
         assert!(
             metrics.contains(&format!("simex_stage_latency_ns{{stage=\"{stage}\",quantile=\"0.99\"}}")),

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod numbers;
+pub mod openapi;
 mod routes;
 pub mod wire;
 pub mod ws;
@@ -19,7 +20,7 @@ use crate::history::{HistoryStore, MemoryHistory};
 use crate::runtime::SharedLedger;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use simex_engine::{InstrumentTable, PortfolioId};
@@ -110,31 +111,45 @@ impl AppState {
     }
 }
 
-/// Every route, with the body limit, CORS and the JSON fallback.
+/// Every route as (method, path, handler): the router is built from this list, and the OpenAPI
+/// document is checked against it.
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
+    use routes::{auth, market, orders, portfolios};
+    vec![
+        ("get", "/health", get(routes::health)),
+        ("get", "/metrics", get(metrics::render)),
+        ("get", "/openapi.json", get(openapi::serve)),
+        ("get", "/ws", get(ws::upgrade)),
+        ("post", "/api/auth/register", post(auth::register)),
+        ("post", "/api/auth/signup", post(auth::signup)),
+        ("post", "/api/auth/login", post(auth::login)),
+        ("post", "/api/portfolios", post(portfolios::create)),
+        ("get", "/api/portfolios", get(portfolios::list)),
+        ("get", "/api/portfolios/{id}/portfolio", get(portfolios::show)),
+        ("post", "/api/portfolios/{id}/reset", post(portfolios::reset)),
+        ("post", "/api/portfolios/{id}/topup", post(portfolios::topup)),
+        ("post", "/api/portfolios/{id}/trades", post(orders::trade)),
+        ("get", "/api/portfolios/{id}/trades", get(orders::trades)),
+        ("post", "/api/portfolios/{id}/batch-trades", post(orders::batch)),
+        ("get", "/api/portfolios/{id}/orders", get(orders::orders)),
+        ("get", "/api/portfolios/{id}/orders/{order_id}", get(orders::order)),
+        ("delete", "/api/portfolios/{id}/orders/{order_id}", delete(orders::cancel)),
+        ("patch", "/api/portfolios/{id}/orders/{order_id}", patch(orders::replace)),
+        ("get", "/api/symbols", get(market::symbols)),
+        ("get", "/api/prices/{symbol}", get(market::price)),
+        ("get", "/api/orderbook/{symbol}", get(market::orderbook)),
+    ]
+}
+
+/// Every route, with the body limit, CORS, response counting and the JSON fallbacks.
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.settings.cors_origins);
     let body_limit = state.settings.body_limit_bytes;
-    Router::new()
-        .route("/health", get(routes::health))
-        .route("/metrics", get(metrics::render))
-        .route("/ws", get(ws::upgrade))
-        .route("/api/auth/register", post(routes::auth::register))
-        .route("/api/auth/signup", post(routes::auth::signup))
-        .route("/api/auth/login", post(routes::auth::login))
-        .route("/api/portfolios", post(routes::portfolios::create).get(routes::portfolios::list))
-        .route("/api/portfolios/{id}/portfolio", get(routes::portfolios::show))
-        .route("/api/portfolios/{id}/reset", post(routes::portfolios::reset))
-        .route("/api/portfolios/{id}/topup", post(routes::portfolios::topup))
-        .route("/api/portfolios/{id}/trades", post(routes::orders::trade).get(routes::orders::trades))
-        .route("/api/portfolios/{id}/batch-trades", post(routes::orders::batch))
-        .route("/api/portfolios/{id}/orders", get(routes::orders::orders))
-        .route(
-            "/api/portfolios/{id}/orders/{order_id}",
-            get(routes::orders::order).delete(routes::orders::cancel).patch(routes::orders::replace),
-        )
-        .route("/api/symbols", get(routes::market::symbols))
-        .route("/api/prices/{symbol}", get(routes::market::price))
-        .route("/api/orderbook/{symbol}", get(routes::market::orderbook))
+    let mut router = Router::new();
+    for (_, path, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    router
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
