@@ -265,3 +265,26 @@ impl Core {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A core that cannot take the request answers `Busy` at once (which the HTTP layer sends as
+    /// 503 `busy`), and a stopped core answers `Stopped`.
+    #[test]
+    fn a_full_request_queue_is_busy_and_a_gone_core_is_stopped() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (requests, receiver) = crossbeam_channel::bounded(1);
+        let handle = CoreHandle { requests };
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        handle.requests.try_send(CoreRequest { commands: Vec::new(), reply }).unwrap();
+        let busy = runtime.block_on(handle.execute_one(CommandBody::AdvanceTime));
+        assert_eq!(busy, Err(CoreError::Busy));
+        let error = crate::http::error::ApiError::from(CoreError::Busy);
+        assert_eq!((error.status.as_u16(), error.code.as_str()), (503, "busy"));
+        drop(receiver);
+        let stopped = runtime.block_on(handle.execute_one(CommandBody::AdvanceTime));
+        assert_eq!(stopped, Err(CoreError::Stopped));
+    }
+}
