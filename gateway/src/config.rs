@@ -35,6 +35,16 @@ pub struct ServeArgs {
     /// Secret for signing tokens [default: generated once into <data-dir>/jwt_secret].
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// An external identity provider's RS256 public key (PEM) or JWKS file; its tokens are then
+    /// accepted as bearer tokens [default: none].
+    #[arg(long, env = "EXTERNAL_JWT_KEY_FILE")]
+    pub external_jwt_key_file: Option<PathBuf>,
+    /// The issuer (`iss`) external tokens must name [default: any].
+    #[arg(long, env = "EXTERNAL_JWT_ISSUER")]
+    pub external_jwt_issuer: Option<String>,
+    /// The audience (`aud`) external tokens must name [default: not checked].
+    #[arg(long, env = "EXTERNAL_JWT_AUDIENCE")]
+    pub external_jwt_audience: Option<String>,
     /// Lifetime of issued tokens in seconds [default: 86400].
     #[arg(long, env = "JWT_TTL_SECONDS")]
     pub jwt_ttl_seconds: Option<u64>,
@@ -73,6 +83,9 @@ pub struct FileConfig {
     pub api_key_prefix: Option<String>,
     pub jwt_secret: Option<String>,
     pub jwt_ttl_seconds: Option<u64>,
+    pub external_jwt_key_file: Option<PathBuf>,
+    pub external_jwt_issuer: Option<String>,
+    pub external_jwt_audience: Option<String>,
     pub rate_limit_per_second: Option<u32>,
     pub rate_limit_burst: Option<u32>,
     pub auth_rate_limit_per_second: Option<u32>,
@@ -92,6 +105,9 @@ pub struct VenueConfig {
     pub api_key_prefix: String,
     pub jwt_secret: Option<String>,
     pub jwt_ttl_seconds: u64,
+    pub external_jwt_key_file: Option<PathBuf>,
+    pub external_jwt_issuer: Option<String>,
+    pub external_jwt_audience: Option<String>,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub auth_rate_limit_per_second: u32,
@@ -134,6 +150,9 @@ impl VenueConfig {
             api_key_prefix: args.api_key_prefix.or(file.api_key_prefix).unwrap_or_else(|| "st_".into()),
             jwt_secret: args.jwt_secret.or(file.jwt_secret),
             jwt_ttl_seconds: args.jwt_ttl_seconds.or(file.jwt_ttl_seconds).unwrap_or(86_400),
+            external_jwt_key_file: args.external_jwt_key_file.or(file.external_jwt_key_file),
+            external_jwt_issuer: args.external_jwt_issuer.or(file.external_jwt_issuer),
+            external_jwt_audience: args.external_jwt_audience.or(file.external_jwt_audience),
             rate_limit_per_second: args.rate_limit_per_second.or(file.rate_limit_per_second).unwrap_or(50),
             rate_limit_burst: args.rate_limit_burst.or(file.rate_limit_burst).unwrap_or(100),
             auth_rate_limit_per_second: args

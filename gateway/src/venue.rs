@@ -11,7 +11,7 @@
 //! journal; the read model is rebuilt by reading the same journals (the tap only carries events
 //! of commands applied after start); then the core thread starts and the listener opens.
 
-use crate::auth::{load_or_create_secret, AccountStore, JwtKeys};
+use crate::auth::{load_or_create_secret, AccountStore, ExternalTokens, JwtKeys};
 use crate::config::VenueConfig;
 use crate::history::{HistoryStore, MemoryHistory};
 use crate::http::metrics::LatencySources;
@@ -96,6 +96,17 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
         Arc::new(instruments),
         settings,
     );
+    state.external = match &config.external_jwt_key_file {
+        Some(path) => Some(
+            ExternalTokens::from_file(
+                path,
+                config.external_jwt_issuer.as_deref(),
+                config.external_jwt_audience.as_deref(),
+            )
+            .context("the external token key")?,
+        ),
+        None => None,
+    };
     state.latency = Some(LatencySources { runtime: runtime.clone(), submitter: submitter_latency });
     let state = Arc::new(state);
 

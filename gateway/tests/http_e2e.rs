@@ -624,3 +624,42 @@ fn websocket_subscribers_get_trades_books_and_their_own_fills_with_sequences() {
     let refused = tungstenite::connect(format!("{ws_url}/ws?api_key=st_forged"));
     assert!(refused.is_err());
 }
+
+#[test]
+fn tokens_of_an_external_identity_provider_map_to_one_durable_user() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let private = std::fs::read(fixtures.join("external_rsa_private.pem")).unwrap();
+    let public = fixtures.join("external_rsa_public.pem");
+    let sign = |subject: &str, issuer: &str| {
+        let claims = json!({"sub": subject, "iss": issuer, "exp": jsonwebtoken::get_current_timestamp() + 3600});
+        encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(&private).unwrap()).unwrap()
+    };
+    let issuer = "https://id.example.com";
+    let env = [("EXTERNAL_JWT_KEY_FILE", public.to_str().unwrap()), ("EXTERNAL_JWT_ISSUER", issuer)];
+    let dir = tempfile::tempdir().unwrap();
+    let token = sign("user-A", issuer);
+    let portfolios = |venue: &Venue, token: &str| {
+        parse(venue.client.get(venue.url("/api/portfolios")).bearer_auth(token).send().unwrap())
+    };
+    {
+        let venue = Venue::start(dir.path(), &env);
+        let created = parse(venue.client.post(venue.url("/api/portfolios")).bearer_auth(&token).send().unwrap());
+        assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
+        let (status, listed) = portfolios(&venue, &token);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(listed["portfolios"].as_array().unwrap().len(), 1);
+        // Another subject is another user; a subject differing only in case too.
+        assert_eq!(portfolios(&venue, &sign("user-a", issuer)).1["portfolios"], json!([]));
+        assert_error(
+            portfolios(&venue, &sign("user-A", "https://evil.example.com")),
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+        );
+        venue.kill();
+    }
+    let venue = Venue::start(dir.path(), &env);
+    let (status, listed) = portfolios(&venue, &token);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["portfolios"].as_array().unwrap().len(), 1, "{listed}");
+}

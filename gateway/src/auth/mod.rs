@@ -10,9 +10,11 @@
 //! - Passwords are hashed with argon2id (PHC strings with their own salt and parameters).
 //! - Tokens are HS256 JWTs signed with the venue's secret, `sub` = the user id.
 
+mod external;
 mod jwt;
 mod store;
 
+pub use external::{ExternalKeyError, ExternalTokens};
 pub use jwt::{load_or_create_secret, JwtKeys};
 pub use store::{AccountRecord, AccountStore, Accounts, PortfolioEntry, StoreError, User, RECORD_TYPE_ACCOUNT};
 
@@ -51,6 +53,12 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
 
 pub fn password_matches(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+}
+
+/// The key an external identity is stored under, in the email index: no email can clash with it
+/// (it has no `@`), and hex keeps case-sensitive subjects apart in an index that ignores case.
+fn external_identity(issuer: &str, subject: &str) -> String {
+    format!("external:{}:{}", hex::encode(issuer), hex::encode(subject))
 }
 
 /// What a registration hands back.
@@ -133,6 +141,29 @@ impl AccountStore {
         };
         let phc = user.password_phc.as_deref()?;
         password_matches(password, phc).then_some(user.user_id)
+    }
+
+    /// The user standing for an external identity, created (durably) on first sight.
+    pub fn external_user(&self, issuer: &str, subject: &str) -> Result<UserId, StoreError> {
+        let identity = external_identity(issuer, subject);
+        if let Some(user_id) = self.state.read().unwrap_or_else(|p| p.into_inner()).user_by_email.get(&identity) {
+            return Ok(*user_id);
+        }
+        self.append_with(|state| {
+            if let Some(user_id) = state.user_by_email.get(&identity) {
+                return Ok((Vec::new(), *user_id));
+            }
+            let user_id = state.next_user_id;
+            let record = AccountRecord::User {
+                user_id,
+                email: identity.clone(),
+                name: subject.to_string(),
+                display_name: subject.to_string(),
+                username: None,
+                password_phc: None,
+            };
+            Ok((vec![record], user_id))
+        })
     }
 
     /// Records a new portfolio of `user_id`.

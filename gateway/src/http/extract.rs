@@ -92,12 +92,17 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .ok_or_else(|| unauthorized("invalid_token", "expected Authorization: Bearer <token>"))?;
-            let user_id = state
-                .jwt
-                .verify(token.trim())
-                .ok_or_else(|| unauthorized("invalid_token", "the token is not valid"))?;
-            state.accounts.user(user_id).ok_or_else(|| unauthorized("invalid_token", "the token is not valid"))?;
-            user_id
+            let token = token.trim();
+            match state.jwt.verify(token) {
+                Some(user_id) => {
+                    state
+                        .accounts
+                        .user(user_id)
+                        .ok_or_else(|| unauthorized("invalid_token", "the token is not valid"))?;
+                    user_id
+                }
+                None => external_user(state, token).await?,
+            }
         } else {
             return Err(unauthorized("missing_credentials", "send an x-api-key header or a bearer token"));
         };
@@ -137,4 +142,16 @@ impl FromRequestParts<Arc<AppState>> for AnonymousClient {
         check_rate(&state.anonymous_limiter, &ip, state)?;
         Ok(AnonymousClient)
     }
+}
+
+/// The user behind a valid external (RS256) token, created on first sight; 401 otherwise.
+async fn external_user(state: &Arc<AppState>, token: &str) -> Result<UserId, ApiError> {
+    let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the token is not valid");
+    let external = state.external.as_ref().ok_or_else(invalid)?;
+    let (issuer, subject) = external.verify(token).ok_or_else(invalid)?;
+    let accounts = state.accounts.clone();
+    tokio::task::spawn_blocking(move || accounts.external_user(&issuer, &subject))
+        .await
+        .map_err(|e| ApiError::internal(format!("a blocking task failed: {e}")))?
+        .map_err(|e| ApiError::internal(e.to_string()))
 }

@@ -55,6 +55,8 @@ pub struct AppState {
     pub core_events: tokio::sync::broadcast::Sender<crate::runtime::TappedEvent>,
     pub accounts: Arc<AccountStore>,
     pub jwt: Arc<JwtKeys>,
+    /// Verification keys of an external identity provider, if configured.
+    pub external: Option<crate::auth::ExternalTokens>,
     /// Where trades and orders are read from.
     pub history: Arc<dyn HistoryStore>,
     /// Positions, books and prices.
@@ -94,6 +96,7 @@ impl AppState {
             core_events,
             accounts,
             jwt,
+            external: None,
             history,
             model,
             ledger,
