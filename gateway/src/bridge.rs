@@ -70,6 +70,9 @@ impl CoreHandle {
     }
 }
 
+/// The events folded in one go (all of a command's events arrive together), as broadcast.
+pub type FoldedEvents = Arc<Vec<TappedEvent>>;
+
 /// Tapped events folded under one write lock, so readers are not starved under load.
 const TAP_FOLD_MAX: usize = 65_536;
 
@@ -85,7 +88,7 @@ pub fn spawn(
     submitter: Submitter,
     tap: EventTap,
     history: MemoryHistory,
-    events: broadcast::Sender<TappedEvent>,
+    events: broadcast::Sender<FoldedEvents>,
     latency: Arc<Mutex<StageHistograms>>,
 ) -> (CoreHandle, std::thread::JoinHandle<(Submitter, EventTap)>) {
     let (requests, receiver) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
@@ -125,8 +128,8 @@ struct Core {
     submitter: Submitter,
     tap: EventTap,
     history: MemoryHistory,
-    /// Every folded event, for subscribers (`/ws`); sending never blocks.
-    events: broadcast::Sender<TappedEvent>,
+    /// Every fold's events, for subscribers (`/ws`); sending never blocks.
+    events: broadcast::Sender<FoldedEvents>,
     /// Where the submitter's egress and round-trip histograms are merged for `/metrics`.
     latency: Arc<Mutex<StageHistograms>>,
     latency_handed_at: Instant,
@@ -258,9 +261,7 @@ impl Core {
             }
         }
         if self.events.receiver_count() > 0 {
-            for tapped in folded {
-                let _ = self.events.send(tapped);
-            }
+            let _ = self.events.send(Arc::new(folded));
         }
         true
     }

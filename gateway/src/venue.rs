@@ -23,8 +23,8 @@ use simex_engine::InstrumentTable;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// Events buffered for `/ws` subscribers before a slow one is told it missed some.
-const EVENTS_BROADCAST_SLOTS: usize = 1 << 16;
+/// Folds of events buffered for `/ws` subscribers before a slow one is told it missed some.
+const EVENTS_BROADCAST_SLOTS: usize = 4096;
 
 /// Runs the venue until SIGINT or SIGTERM.
 pub fn run(config: VenueConfig) -> anyhow::Result<()> {

@@ -52,7 +52,7 @@ pub struct HttpSettings {
 pub struct AppState {
     pub core: CoreHandle,
     /// Every event the core folded, for `/ws`.
-    pub core_events: tokio::sync::broadcast::Sender<crate::runtime::TappedEvent>,
+    pub core_events: tokio::sync::broadcast::Sender<crate::bridge::FoldedEvents>,
     pub accounts: Arc<AccountStore>,
     pub jwt: Arc<JwtKeys>,
     /// Verification keys of an external identity provider, if configured.
@@ -77,7 +77,7 @@ impl AppState {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         core: CoreHandle,
-        core_events: tokio::sync::broadcast::Sender<crate::runtime::TappedEvent>,
+        core_events: tokio::sync::broadcast::Sender<crate::bridge::FoldedEvents>,
         accounts: Arc<AccountStore>,
         jwt: Arc<JwtKeys>,
         history: Arc<dyn HistoryStore>,

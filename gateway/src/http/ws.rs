@@ -1,11 +1,13 @@
 //! `GET /ws`: market data and, for an authenticated connection, the caller's own order and fill
 //! updates, pushed as JSON text messages.
 //!
-//! The gateway core publishes every event it folds into the read model on a broadcast channel
-//! (after folding, so a book snapshot read for an event already contains it). Each connection
+//! The gateway core publishes the events of each fold into the read model on a broadcast channel
+//! (after folding, so a book snapshot read for an event already contains it; a command's events
+//! are folded, and so published, together). Each connection
 //! filters that stream by its subscriptions. Every message carries the `shard` and the engine
 //! `sequence` of the event behind it, so a client can detect gaps; a connection that falls too far
-//! behind gets `{"type":"gap","missed":n}` and continues from the newest events.
+//! behind gets `{"type":"gap","missed":n}` (`n` folds of events were dropped) and continues from
+//! the newest events.
 //!
 //! Client messages: `{"op":"subscribe"|"unsubscribe","channel":"trades"|"book","symbol":"AAPL"}`
 //! and `{"op":"subscribe","channel":"account"}` (needs credentials at connect time: an `x-api-key`
@@ -18,8 +20,8 @@ use super::numbers::Num;
 use super::wire::{side_text, FillJson, OrderJson};
 use super::AppState;
 use crate::auth::UserId;
+use crate::bridge::FoldedEvents;
 use crate::history::TradeRecord;
-use crate::runtime::TappedEvent;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -98,14 +100,14 @@ async fn serve(mut socket: WebSocket, state: Arc<AppState>, user_id: Option<User
             received = events.recv() => {
                 let mut batch = Vec::new();
                 match received {
-                    Ok(event) => batch.push(Item::Event(event)),
+                    Ok(events) => batch.push(Item::Events(events)),
                     Err(RecvError::Lagged(missed)) => batch.push(Item::Gap(missed)),
                     Err(RecvError::Closed) => return,
                 }
                 // Take what else is waiting, so book snapshots are sent once per batch.
                 while batch.len() < BATCH_MAX {
                     match events.try_recv() {
-                        Ok(event) => batch.push(Item::Event(event)),
+                        Ok(events) => batch.push(Item::Events(events)),
                         Err(TryRecvError::Lagged(missed)) => batch.push(Item::Gap(missed)),
                         Err(_) => break,
                     }
@@ -120,11 +122,11 @@ async fn serve(mut socket: WebSocket, state: Arc<AppState>, user_id: Option<User
     }
 }
 
-const BATCH_MAX: usize = 4096;
+const BATCH_MAX: usize = 64;
 
 enum Item {
-    Event(TappedEvent),
-    /// This many events were dropped because the connection fell behind.
+    Events(FoldedEvents),
+    /// This many folds of events were dropped because the connection fell behind.
     Gap(u64),
 }
 
@@ -207,10 +209,14 @@ fn on_events(state: &AppState, user_id: Option<UserId>, subscriptions: &Subscrip
         }
         _ => HashMap::new(),
     };
-    for item in batch {
-        let tapped = match item {
-            Item::Event(tapped) => tapped,
-            Item::Gap(missed) => {
+    let tapped_events = batch.iter().flat_map(|item| match item {
+        Item::Events(events) => events.iter().map(Ok).collect::<Vec<_>>(),
+        Item::Gap(missed) => vec![Err(*missed)],
+    });
+    for tapped in tapped_events {
+        let tapped = match tapped {
+            Ok(tapped) => tapped,
+            Err(missed) => {
                 out.push(json!({"type": "gap", "missed": missed}));
                 continue;
             }
