@@ -666,6 +666,11 @@ fn tokens_of_an_external_identity_provider_map_to_one_durable_user() {
             StatusCode::UNAUTHORIZED,
             "invalid_token",
         );
+        // The WebSocket takes the same tokens.
+        let ws_url = venue.base.replace("http://", "ws://");
+        assert!(tungstenite::connect(format!("{ws_url}/ws?token={token}")).is_ok());
+        let foreign = sign("user-A", "https://evil.example.com");
+        assert!(tungstenite::connect(format!("{ws_url}/ws?token={foreign}")).is_err());
         venue.kill();
     }
     let venue = Venue::start(dir.path(), &env);

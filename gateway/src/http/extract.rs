@@ -145,7 +145,7 @@ impl FromRequestParts<Arc<AppState>> for AnonymousClient {
 }
 
 /// The user behind a valid external (RS256) token, created on first sight; 401 otherwise.
-async fn external_user(state: &Arc<AppState>, token: &str) -> Result<UserId, ApiError> {
+pub async fn external_user(state: &Arc<AppState>, token: &str) -> Result<UserId, ApiError> {
     let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the token is not valid");
     let external = state.external.as_ref().ok_or_else(invalid)?;
     let (issuer, subject) = external.verify(token).ok_or_else(invalid)?;

@@ -11,7 +11,7 @@
 //!
 //! Client messages: `{"op":"subscribe"|"unsubscribe","channel":"trades"|"book","symbol":"AAPL"}`
 //! and `{"op":"subscribe","channel":"account"}` (needs credentials at connect time: an `x-api-key`
-//! header, or the query parameter `api_key` or `token`). Book messages are snapshots of the top
+//! header, or the query parameter `api_key` or `token`, the venue's or an external provider's). Book messages are snapshots of the top
 //! ten levels, sent on subscription and once per batch of events that touched the book.
 
 use super::error::ApiError;
@@ -53,7 +53,10 @@ pub async fn upgrade(
     let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(String::from).or(query.api_key);
     let user_id = match (key, query.token) {
         (Some(key), _) => Some(state.accounts.verify(&key).ok_or_else(|| invalid("invalid_api_key"))?),
-        (None, Some(token)) => Some(state.jwt.verify(&token).ok_or_else(|| invalid("invalid_token"))?),
+        (None, Some(token)) => match state.jwt.verify(&token) {
+            Some(user_id) => Some(user_id),
+            None => Some(super::extract::external_user(&state, &token).await?),
+        },
         (None, None) => None,
     };
     Ok(upgrade.on_upgrade(move |socket| serve(socket, state, user_id)))

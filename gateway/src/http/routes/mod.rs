@@ -1,4 +1,4 @@
-//! The handlers, grouped by what they touch, and the helpers they share.
+//! The handlers, grouped by what they touch, and the functions they share.
 
 pub mod auth;
 pub mod market;
