@@ -1,10 +1,11 @@
 //! `simex`: the venue binary.
 //!
-//! The venue's runtime and gateways are wired here as they arrive. Without a subcommand the binary
-//! runs a short demonstration through one engine (two bots trading AAPL and BTC-USD), printing every
-//! event as a JSON line and then the books and portfolios. `simex load` runs the sharded runtime
-//! with its journal under a steady synthetic order load: recovery on start, acknowledgements printed
-//! as they become durable. It is what the crash tests kill.
+//! Without a subcommand it serves the venue (`simex::venue::run`): the runtime with its journal
+//! under a local data directory, and the HTTP API on `PORT` (default 8080); `simex --help` lists
+//! the settings. `simex demo` runs a short demonstration through one engine (two bots trading AAPL
+//! and BTC-USD), printing every event as a JSON line and then the books and portfolios. `simex
+//! load` runs the sharded runtime with its journal under a steady synthetic order load: recovery on
+//! start, acknowledgements printed as they become durable. It is what the crash tests kill.
 
 mod load;
 
@@ -17,23 +18,42 @@ const START_NS: i64 = 1_767_623_400 * NANOS_PER_SECOND;
 const DOLLAR: i64 = 1_000_000;
 
 #[derive(clap::Parser)]
-#[command(name = "simex", about = "A simulated exchange and paper-trading venue")]
+#[command(
+    name = "simex",
+    about = "A simulated exchange and paper-trading venue",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Subcommand>,
+    #[command(flatten)]
+    serve: simex::config::ServeArgs,
 }
 
 #[derive(clap::Subcommand)]
 enum Subcommand {
     /// Run the sharded runtime with its journal under a synthetic order load.
     Load(load::LoadArgs),
+    /// Run a short demonstration through one engine and print its events.
+    Demo,
 }
 
 fn main() -> anyhow::Result<()> {
     use clap::Parser;
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.command {
         Some(Subcommand::Load(args)) => load::run(args),
-        None => demonstration(),
+        Some(Subcommand::Demo) => demonstration(),
+        None => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            simex::venue::run(simex::config::VenueConfig::resolve(cli.serve)?)
+        }
     }
 }
 

@@ -50,10 +50,17 @@ fn synthetic_ticks_move_the_engines_reference_price() {
     )
     .unwrap();
     let (last_command, submitted, engine) = run_feeds(&config, |status| status.count(Counter::Submitted) >= 40);
-    let Some(CommandBody::SetReferencePrice { symbol_id, price_ticks }) = last_command else {
-        panic!("no reference price was submitted: {last_command:?}")
-    };
-    assert_eq!(engine.reference_price(symbol_id), Some(price_ticks));
+    // The engine holds the last quote and the last trade the pump submitted.
+    match last_command {
+        Some(CommandBody::ReferenceTrade { symbol_id, price_ticks, .. }) => {
+            assert_eq!(engine.market(symbol_id).unwrap().last_trade_ticks, price_ticks);
+        }
+        Some(CommandBody::ReferenceQuote { symbol_id, bid_price_ticks, ask_price_ticks, .. }) => {
+            let market = engine.market(symbol_id).unwrap();
+            assert_eq!((market.bid_ticks, market.ask_ticks), (bid_price_ticks, ask_price_ticks));
+        }
+        other => panic!("no reference data was submitted: {other:?}"),
+    }
 
     // The pump submitted exactly the generator's ticks, in order: regenerate them to check.
     let instruments = InstrumentTable::default_table();
@@ -254,7 +261,7 @@ fn a_tiny_ring_slows_the_pump_down_but_loses_and_reorders_nothing() {
     let mut tap = started.taps.pop().unwrap();
     let mut prices = Vec::new();
     while let Some(tapped) = tap.poll() {
-        if let simex_engine::EventBody::ReferencePriceSet { price_ticks, .. } = tapped.event.body {
+        if let simex_engine::EventBody::ReferenceTradePrinted { price_ticks, .. } = tapped.event.body {
             prices.push(price_ticks);
         }
     }

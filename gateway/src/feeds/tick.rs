@@ -144,18 +144,25 @@ impl Converter<'_> {
     }
 }
 
-/// Maps ticks onto the engine's reference-price command.
-///
-/// A trade sets the reference price to the trade price; a quote to its mid, rounded down to the
-/// tick when the mid falls between two ticks.
+/// Maps ticks onto the engine's reference data commands: a trade to `ReferenceTrade`, a quote to
+/// `ReferenceQuote` (the simulated market quotes it; see docs/simulation.md). A tick without a
+/// positive price is dropped.
 pub fn tick_to_commands(tick: &Tick) -> Option<CommandBody> {
-    let price_ticks = match tick.kind {
-        TickKind::Trade { price_ticks, .. } => price_ticks,
-        TickKind::Quote { bid_price_ticks, ask_price_ticks, .. } => {
-            (i128::from(bid_price_ticks) + i128::from(ask_price_ticks)).div_euclid(2) as i64
+    let symbol_id = tick.symbol_id;
+    match tick.kind {
+        TickKind::Trade { price_ticks, qty_lots } => {
+            (price_ticks > 0).then_some(CommandBody::ReferenceTrade { symbol_id, price_ticks, qty_lots })
         }
-    };
-    (price_ticks > 0).then_some(CommandBody::SetReferencePrice { symbol_id: tick.symbol_id, price_ticks })
+        TickKind::Quote { bid_price_ticks, bid_qty_lots, ask_price_ticks, ask_qty_lots } => {
+            (bid_price_ticks > 0 && ask_price_ticks > 0).then_some(CommandBody::ReferenceQuote {
+                symbol_id,
+                bid_price_ticks,
+                bid_qty_lots,
+                ask_price_ticks,
+                ask_qty_lots,
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -208,14 +215,26 @@ mod tests {
     }
 
     #[test]
-    fn ticks_map_to_reference_prices() {
-        let trade = Tick { symbol_id: 3, timestamp_ns: 0, kind: TickKind::Trade { price_ticks: 101, qty_lots: 1 } };
-        assert_eq!(tick_to_commands(&trade), Some(CommandBody::SetReferencePrice { symbol_id: 3, price_ticks: 101 }));
+    fn ticks_map_to_reference_data() {
+        let trade = Tick { symbol_id: 3, timestamp_ns: 0, kind: TickKind::Trade { price_ticks: 101, qty_lots: 7 } };
+        assert_eq!(
+            tick_to_commands(&trade),
+            Some(CommandBody::ReferenceTrade { symbol_id: 3, price_ticks: 101, qty_lots: 7 })
+        );
         let quote = Tick {
             symbol_id: 3,
             timestamp_ns: 0,
-            kind: TickKind::Quote { bid_price_ticks: 100, bid_qty_lots: 1, ask_price_ticks: 103, ask_qty_lots: 1 },
+            kind: TickKind::Quote { bid_price_ticks: 100, bid_qty_lots: 1, ask_price_ticks: 103, ask_qty_lots: 2 },
         };
-        assert_eq!(tick_to_commands(&quote), Some(CommandBody::SetReferencePrice { symbol_id: 3, price_ticks: 101 }));
+        assert_eq!(
+            tick_to_commands(&quote),
+            Some(CommandBody::ReferenceQuote {
+                symbol_id: 3,
+                bid_price_ticks: 100,
+                bid_qty_lots: 1,
+                ask_price_ticks: 103,
+                ask_qty_lots: 2
+            })
+        );
     }
 }

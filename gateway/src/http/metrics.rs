@@ -1,0 +1,89 @@
+//! `GET /metrics`: Prometheus text.
+//!
+//! - HTTP: responses by status class, orders submitted, requests refused by the rate limit.
+//! - Latency per stage of an order's life, from the runtime's HDR histograms since start: `ring`
+//!   and `match_risk` from the shards (handed over every `latency_interval_ms`), `egress` and
+//!   `round_trip` from the gateway core's submitter. Quantiles in nanoseconds, as a summary.
+//! - The read model's last folded sequence per shard (how far history and market data have come).
+
+use super::AppState;
+use crate::runtime::{Runtime, Stage, StageHistograms};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Counters the handlers and the middleware bump.
+#[derive(Default)]
+pub struct Metrics {
+    /// Responses by status class: index 1 is 1xx ... 5 is 5xx.
+    pub responses_by_class: [AtomicU64; 6],
+    pub orders: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+/// Where the latency histograms come from: the runtime (shard stages) and the gateway core
+/// (submitter stages, merged in by the core as it runs).
+#[derive(Clone)]
+pub struct LatencySources {
+    pub runtime: Arc<Mutex<Runtime>>,
+    pub submitter: Arc<Mutex<StageHistograms>>,
+}
+
+const QUANTILES: [f64; 5] = [0.5, 0.99, 0.999, 0.9999, 1.0];
+
+/// Counts every response by its status class.
+pub async fn count_responses(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let class = usize::from(response.status().as_u16() / 100).min(5);
+    state.metrics.responses_by_class[class].fetch_add(1, Ordering::Relaxed);
+    response
+}
+
+pub async fn render(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let mut text = String::new();
+    let _ = writeln!(text, "# HELP simex_http_responses_total HTTP responses by status class.");
+    let _ = writeln!(text, "# TYPE simex_http_responses_total counter");
+    for (class, count) in state.metrics.responses_by_class.iter().enumerate().skip(1) {
+        let _ = writeln!(text, "simex_http_responses_total{{class=\"{class}xx\"}} {}", count.load(Ordering::Relaxed));
+    }
+    let counters = [
+        ("simex_http_orders_total", "Orders submitted over HTTP.", &state.metrics.orders),
+        ("simex_http_rate_limited_total", "Requests refused by the rate limit.", &state.metrics.rate_limited),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+    }
+    let _ = writeln!(text, "# HELP simex_read_model_sequence Last event sequence folded into the read model.");
+    let _ = writeln!(text, "# TYPE simex_read_model_sequence gauge");
+    for (shard, seq) in state.model.read().last_seqs() {
+        let _ = writeln!(text, "simex_read_model_sequence{{shard=\"{shard}\"}} {seq}");
+    }
+    if let Some(sources) = &state.latency {
+        let mut total = StageHistograms::default();
+        {
+            let mut runtime = sources.runtime.lock().unwrap_or_else(|p| p.into_inner());
+            for shard in runtime.collect_latency() {
+                total.add(shard);
+            }
+        }
+        total.add(&sources.submitter.lock().unwrap_or_else(|p| p.into_inner()));
+        let _ = writeln!(text, "# HELP simex_stage_latency_ns Latency of each stage of a command's life since start.");
+        let _ = writeln!(text, "# TYPE simex_stage_latency_ns summary");
+        for stage in Stage::ALL {
+            let histogram = total.get(stage);
+            for quantile in QUANTILES {
+                let value = histogram.value_at_quantile(quantile);
+                let _ = writeln!(
+                    text,
+                    "simex_stage_latency_ns{{stage=\"{}\",quantile=\"{quantile}\"}} {value}",
+                    stage.name()
+                );
+            }
+            let _ = writeln!(text, "simex_stage_latency_ns_count{{stage=\"{}\"}} {}", stage.name(), histogram.len());
+        }
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}

@@ -1,0 +1,227 @@
+//! `simex` serving: the one place the venue is assembled.
+//!
+//! ```text
+//!  axum handlers ──crossbeam channel──► gateway core thread ──Submitter──► shards ──► journal
+//!        ▲                                  │  ▲                              │
+//!        └──── oneshot replies ─────────────┘  └──── event tap ("gateway") ◄──┘
+//!                                          folds into the read model (history, books, prices)
+//! ```
+//!
+//! Start-up order: the account store is recovered; the runtime recovers every shard from its
+//! journal; the read model is rebuilt by reading the same journals (the tap only carries events
+//! of commands applied after start); then the core thread, the price feeds (their own submitter),
+//! the PostgreSQL projection (when `DATABASE_URL` is set) start and the listener opens.
+
+use crate::auth::{load_or_create_secret, AccountStore, ExternalTokens, JwtKeys};
+use crate::config::{FeedsSetting, VenueConfig};
+use crate::feeds::FeedConfig;
+use crate::history::{HistoryStore, MemoryHistory};
+use crate::http::metrics::LatencySources;
+use crate::http::{self, AppState, HttpSettings};
+use crate::projection::ProjectionConfig;
+use crate::runtime::{JournalSettings, Runtime, RuntimeConfig, SnapshotSettings, StageHistograms, WaitStrategy};
+use anyhow::Context;
+use simex_engine::codec::decode_event;
+use simex_engine::InstrumentTable;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Folds of events buffered for `/ws` subscribers before a slow one is told it missed some.
+const EVENTS_BROADCAST_SLOTS: usize = 4096;
+
+/// Runs the venue until SIGINT or SIGTERM.
+pub fn run(config: VenueConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let journal_root = config.data_dir.join("journal");
+    let accounts_root = config.data_dir.join("accounts");
+    let accounts =
+        Arc::new(AccountStore::open(&accounts_root, config.durability).context("opening the account store")?);
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => load_or_create_secret(&config.data_dir.join("jwt_secret")).context("the token secret")?,
+    };
+    let jwt = Arc::new(JwtKeys::new(&secret, config.jwt_ttl_seconds));
+
+    let instruments = InstrumentTable::default_table();
+    let runtime_config = RuntimeConfig {
+        shards: config.shards,
+        // The gateway core's and the price feeds'.
+        submitters: 2,
+        taps: vec!["gateway".into()],
+        wait: WaitStrategy::Park,
+        // Snapshot sets bound the engines' recovery; the journal is kept whole because the read
+        // model behind the history endpoints is rebuilt from it.
+        journal: Some(JournalSettings {
+            durability: config.durability,
+            snapshots: Some(SnapshotSettings { prune: false, ..SnapshotSettings::default() }),
+            ..JournalSettings::new(&journal_root)
+        }),
+        ..RuntimeConfig::default()
+    };
+    let portfolios_max = runtime_config.portfolios_max;
+    let mut started = Runtime::start(runtime_config, instruments.clone()).context("starting the runtime")?;
+    for shard in started.runtime.recovery() {
+        tracing::info!(
+            shard = shard.shard,
+            records = shard.records,
+            hash = format!("{:016x}", shard.state_hash),
+            "recovered"
+        );
+    }
+    let history = MemoryHistory::default();
+    rebuild_from_journal(&journal_root, config.shards, &history)?;
+
+    let feed_submitter = started.submitters.pop().context("the runtime made no submitter")?;
+    let submitter = started.submitters.pop().context("the runtime made no submitter")?;
+    let tap = started.taps.pop().context("the runtime made no tap")?;
+    let feed_config = match &config.feeds {
+        FeedsSetting::Embedded => Some(FeedConfig::default()),
+        FeedsSetting::File(path) => Some(FeedConfig::from_file(path).context("the price feeds configuration")?),
+        FeedsSetting::Off => None,
+    };
+    let feeds = match feed_config {
+        Some(feed_config) => {
+            Some(crate::feeds::spawn(&feed_config, &instruments, feed_submitter).context("starting the price feeds")?)
+        }
+        None => None,
+    };
+    let projection = match ProjectionConfig::from_env().context("the PostgreSQL projection settings")? {
+        Some(projection_config) => {
+            Some(crate::projection::spawn(projection_config, &journal_root).context("starting the projection")?)
+        }
+        None => None,
+    };
+    let (core_events, _) = tokio::sync::broadcast::channel(EVENTS_BROADCAST_SLOTS);
+    let submitter_latency = Arc::new(Mutex::new(StageHistograms::default()));
+    let (core, core_thread) =
+        crate::bridge::spawn(submitter, tap, history.clone(), core_events.clone(), submitter_latency.clone());
+
+    let settings = HttpSettings {
+        api_key_prefix: config.api_key_prefix.clone(),
+        default_starting_balance_micros: config.default_starting_balance_micros,
+        body_limit_bytes: config.body_limit_bytes,
+        cors_origins: config.cors_origins.clone(),
+        rate_limit_per_second: config.rate_limit_per_second,
+        rate_limit_burst: config.rate_limit_burst,
+        auth_rate_limit_per_second: config.auth_rate_limit_per_second,
+        auth_rate_limit_burst: config.auth_rate_limit_burst,
+        portfolios_max,
+    };
+    let history_store: Arc<dyn HistoryStore> = Arc::new(history.clone());
+    let ledger = started.runtime.ledger();
+    let runtime = Arc::new(Mutex::new(started.runtime));
+    let mut state = AppState::new(
+        core,
+        core_events,
+        accounts,
+        jwt,
+        history_store,
+        history,
+        ledger,
+        Arc::new(instruments),
+        settings,
+    );
+    state.external = match &config.external_jwt_key_file {
+        Some(path) => Some(
+            ExternalTokens::from_file(
+                path,
+                config.external_jwt_issuer.as_deref(),
+                config.external_jwt_audience.as_deref(),
+            )
+            .context("the external token key")?,
+        ),
+        None => None,
+    };
+    state.latency = Some(LatencySources { runtime: runtime.clone(), submitter: submitter_latency });
+    let state = Arc::new(state);
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("simex-http")
+        .build()
+        .context("starting the async runtime")?;
+    let served = tokio.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        tracing::info!(
+            "simex listening on http://{address} (journal {}, accounts {})",
+            journal_root.display(),
+            accounts_root.display()
+        );
+        let service = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
+        anyhow::Ok(())
+    });
+    drop(tokio);
+    // Every handle on the core is gone with the router: the core stops and hands back its ends.
+    let (submitter, tap) = core_thread.join().map_err(|_| anyhow::anyhow!("the gateway core panicked"))?;
+    drop((submitter, tap));
+    if let Some(feeds) = feeds {
+        feeds.stop();
+        drop(feeds.join());
+    }
+    if let Some(projection) = projection {
+        projection.stop();
+        projection.join();
+    }
+    drop(started.submitters);
+    drop(started.taps);
+    let runtime = Arc::try_unwrap(runtime)
+        .map_err(|_| anyhow::anyhow!("the runtime is still shared at shutdown"))?
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    runtime.shutdown();
+    tracing::info!("simex stopped");
+    served
+}
+
+/// Folds every journaled event of every shard into the read model.
+fn rebuild_from_journal(root: &Path, shards: usize, history: &MemoryHistory) -> anyhow::Result<()> {
+    let mut model = history.write();
+    for shard in 0..shards {
+        let mut reader = match simex_journal::JournalReader::open(root, shard as u32, None) {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::debug!(shard, "no journal to rebuild from: {error}");
+                continue;
+            }
+        };
+        let mut records = 0u64;
+        while let Some(record) =
+            reader.next_record().with_context(|| format!("reading the journal of shard {shard}"))?
+        {
+            let event = decode_event(record.record_type, record.seq, record.timestamp_ns, record.payload)
+                .with_context(|| format!("journal of shard {shard}, record {}", record.seq))?;
+            model.apply(shard as u16, &event);
+            records += 1;
+        }
+        tracing::info!(shard, records, "read model rebuilt from the journal");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
