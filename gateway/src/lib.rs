@@ -4,4 +4,5 @@
 //! clock), and, as they arrive, the journal writer and the network gateways. The engine itself
 //! (`simex-engine`) stays pure; this crate is where time and concurrency come in.
 
+pub mod binary;
 pub mod runtime;
