@@ -647,28 +647,37 @@ impl Server {
         for &index in &dirty {
             let Some(session) = self.sessions[index].as_mut() else { continue };
             session.dirty = false;
-            if let (Some(user), None) = (session.user(), session.closing) {
-                let reports = self.users.get(&user).map_or(&[][..], |log| &log.reports[..]);
-                let available = reports.len() as u64;
-                if !session.resending && available + 1 - session.report_cursor > self.config.report_lag_max {
-                    session.close(logout_reason::SLOW_CONSUMER);
-                }
-                while session.closing.is_none() && session.report_cursor <= available && session.has_room() {
-                    let mut report = reports[(session.report_cursor - 1) as usize];
-                    if session.resending {
-                        report.flags |= 1;
+            // Pump and flush until the log is sent or the socket would block (a writable event
+            // marks the session dirty again then).
+            loop {
+                let mut more = false;
+                if let (Some(user), None) = (session.user(), session.closing) {
+                    let reports = self.users.get(&user).map_or(&[][..], |log| &log.reports[..]);
+                    let available = reports.len() as u64;
+                    if !session.resending && available + 1 - session.report_cursor > self.config.report_lag_max {
+                        session.close(logout_reason::SLOW_CONSUMER);
                     }
-                    session.queue(&Message::ExecutionReport(report));
-                    session.report_cursor += 1;
+                    while session.closing.is_none() && session.report_cursor <= available && session.has_room() {
+                        let mut report = reports[(session.report_cursor - 1) as usize];
+                        if session.resending {
+                            report.flags |= 1;
+                        }
+                        session.queue(&Message::ExecutionReport(report));
+                        session.report_cursor += 1;
+                    }
+                    if session.report_cursor > available {
+                        session.resending = false;
+                    }
+                    more = session.report_cursor <= available;
                 }
-                if session.report_cursor > available {
-                    session.resending = false;
+                if let Err(error) = session.flush(now) {
+                    tracing::debug!(%error, "binary session write failed");
+                    session.closing.get_or_insert(logout_reason::REQUESTED);
+                    session.close_now = true;
                 }
-            }
-            if let Err(error) = session.flush(now) {
-                tracing::debug!(%error, "binary session write failed");
-                session.closing.get_or_insert(logout_reason::REQUESTED);
-                session.close_now = true;
+                if !more || session.closing.is_some() || session.outbound_pending() > 0 {
+                    break;
+                }
             }
             if session.closing.is_some() {
                 self.end_session(index, now);
