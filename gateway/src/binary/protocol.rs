@@ -101,7 +101,6 @@ pub mod logout_reason {
 pub mod login_reject {
     pub const UNKNOWN_KEY: u16 = 1;
     pub const BAD_KEY_TEXT: u16 = 2;
-    pub const TOO_MANY_SESSIONS: u16 = 3;
 }
 
 /// Side codes.
