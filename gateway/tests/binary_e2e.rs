@@ -562,3 +562,37 @@ fn fifty_sessions_trade_at_once() {
         }
     });
 }
+
+#[test]
+fn resend_survives_a_restart_with_the_report_journal() {
+    let root = std::env::temp_dir().join(format!("simex-binary-reports-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let settings =
+        simex::binary::ReportJournalSettings { root: root.clone(), durability: simex_journal::Durability::Sync };
+    let config = BinaryConfig { report_journal: Some(settings), ..Default::default() };
+    let before = {
+        let venue = Venue::standard(config.clone());
+        let mut alpha = venue.logged_in("alpha-key");
+        let mut beta = venue.logged_in("beta-key");
+        alpha.send(&Message::NewOrder(limit(1, 1, venue.aapl, side::SELL, 15_000, 5))).unwrap();
+        let accepted = next_report(&mut alpha);
+        beta.send(&Message::NewOrder(limit(1, 2, venue.aapl, side::BUY, 15_000, 2))).unwrap();
+        next_report(&mut beta);
+        next_report(&mut beta);
+        let fill = next_report(&mut alpha);
+        assert_eq!((fill.report_type, fill.report_seq), (report_type::FILL, 2));
+        [accepted, fill]
+    };
+
+    let venue = Venue::standard(config);
+    let mut alpha = venue.client();
+    let login = alpha.login("alpha-key", 0).unwrap();
+    assert_eq!(login.next_report_seq, 3, "the journal brought back alpha's two reports");
+    alpha.sender.resend(1).unwrap();
+    let again = [next_report(&mut alpha), next_report(&mut alpha)];
+    for (old, new) in before.iter().zip(&again) {
+        assert_eq!(ExecutionReport { flags: 1, ..*old }, *new);
+    }
+    drop(venue);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -4,6 +4,7 @@
 //! - `session`: one connection's buffers, phase and timers.
 //! - `server`: the mio event loop on its own thread, submitting into the runtime.
 //! - `reports`: engine events to execution reports; `market`: the book mirror for market data.
+//! - `report_log`: the journal of execution reports that makes resend survive a restart.
 //! - `auth`: the API-key contract the gateway checks logins and portfolios against.
 //! - `client`: a typed blocking client, used by tests and `simex-loadgen`.
 //!
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod client;
 pub mod market;
 pub mod protocol;
+pub mod report_log;
 pub mod reports;
 mod server;
 pub mod session;
@@ -23,7 +25,9 @@ use crate::runtime::{EventTap, Submitter};
 use mio::net::TcpListener;
 use mio::Poll;
 use simex_engine::InstrumentTable;
+use simex_journal::Durability;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -50,6 +54,15 @@ pub struct BinaryConfig {
     pub sessions_max: usize,
     /// The kernel send buffer of each session's socket, if it should not be the system default.
     pub socket_send_buffer_bytes: Option<usize>,
+    /// Where execution reports are journaled, so that resend survives a restart; `None` keeps them
+    /// in memory only.
+    pub report_journal: Option<ReportJournalSettings>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReportJournalSettings {
+    pub root: PathBuf,
+    pub durability: Durability,
 }
 
 impl Default for BinaryConfig {
@@ -64,6 +77,7 @@ impl Default for BinaryConfig {
             login_timeout: Duration::from_secs(5),
             sessions_max: 1024,
             socket_send_buffer_bytes: None,
+            report_journal: None,
         }
     }
 }
@@ -119,7 +133,14 @@ pub fn spawn(
     server::register_listener(&poll, &mut listener)?;
     let waker = server::waker(&poll)?;
     let shutdown = Arc::new(AtomicBool::new(false));
-    let server = server::Server::new(config, poll, listener, shutdown.clone(), submitter, tap, auth, instruments);
+    let journal = match &config.report_journal {
+        Some(settings) => {
+            Some(report_log::ReportJournal::open(&settings.root, settings.durability).map_err(std::io::Error::other)?)
+        }
+        None => None,
+    };
+    let server =
+        server::Server::new(config, poll, listener, shutdown.clone(), submitter, tap, auth, instruments, journal);
     let thread = std::thread::Builder::new().name("simex-binary".into()).spawn(move || server.run())?;
     Ok(BinaryHandle { local_addr, shutdown, waker, thread: Some(thread) })
 }

@@ -11,8 +11,9 @@
 //! (`report_seq`, from 1, gapless). Sessions never receive reports directly: each has a cursor
 //! into its user's log and is pumped from it while its outbound buffer has room. Live delivery and
 //! resend are therefore the same mechanism: a resend request moves the cursor back. A session whose
-//! cursor falls more than `report_lag_max` behind is a slow consumer and is ended. The log lives
-//! in the gateway's memory: it survives reconnects, not a gateway restart (see `docs/protocol.md`).
+//! cursor falls more than `report_lag_max` behind is a slow consumer and is ended. With a report
+//! journal configured, every report is journaled and committed before sessions are pumped, and the
+//! logs are read back on start, so resend survives a restart (`report_log`).
 //!
 //! Reports come from two sources. Commands this gateway submitted come back on its response ring
 //! (held until durable when the journal is synchronous), with the request they answer. Events caused
@@ -28,6 +29,7 @@ use super::protocol::{
     ExecutionReport, Heartbeat, Login, LoginAccepted, LoginRejected, Logout, MassCancel, Message, NewOrder, Replace,
     RequestRejected, Subscription, SymbolDirectory, ALL_SYMBOLS,
 };
+use super::report_log::{JournaledReport, ReportJournal};
 use super::reports::reports_of;
 use super::session::{Phase, ReadOutcome, Session};
 use super::BinaryConfig;
@@ -89,6 +91,8 @@ pub(super) struct Server {
     market: MarketMirror,
     subscribers: Vec<Vec<usize>>,
     tops: Vec<protocol::TopOfBook>,
+    journal: Option<ReportJournal>,
+    journal_pending: bool,
 }
 
 impl Server {
@@ -102,6 +106,7 @@ impl Server {
         tap: Option<EventTap>,
         auth: Arc<dyn ApiKeys>,
         instruments: InstrumentTable,
+        journal: Option<(ReportJournal, Vec<JournaledReport>)>,
     ) -> Server {
         let symbols = instruments.len();
         let shard_of_symbol = (0..symbols)
@@ -114,6 +119,13 @@ impl Server {
             })
             .collect();
         let shards = submitter.shards();
+        let mut users: FxHashMap<UserId, UserLog> = FxHashMap::default();
+        let journal = journal.map(|(journal, reports)| {
+            for journaled in reports {
+                users.entry(journaled.user_id).or_default().reports.push(journaled.report);
+            }
+            journal
+        });
         Server {
             config,
             poll,
@@ -127,12 +139,14 @@ impl Server {
             sessions: Vec::new(),
             free: Vec::new(),
             dirty: Vec::new(),
-            users: FxHashMap::default(),
+            users,
             in_flight: FxHashMap::default(),
             shard_taps: (0..shards).map(|_| ShardTap::default()).collect(),
             market: MarketMirror::new(symbols),
             subscribers: vec![Vec::new(); symbols],
             tops: Vec::with_capacity(symbols),
+            journal,
+            journal_pending: false,
         }
     }
 
@@ -168,6 +182,7 @@ impl Server {
                 next_timer = now + TIMER_PERIOD;
                 self.check_timers(now);
             }
+            self.commit_journal();
             self.pump_dirty(now);
             if hurry && !worked && !self.config.busy_poll {
                 std::thread::yield_now();
@@ -179,6 +194,7 @@ impl Server {
                 self.mark_dirty(index);
             }
         }
+        self.commit_journal();
         self.pump_dirty(Instant::now());
     }
 
@@ -543,7 +559,17 @@ impl Server {
     fn append_report(&mut self, user: UserId, report: ExecutionReport) {
         let log = self.users.entry(user).or_default();
         let report_seq = log.reports.len() as u64 + 1;
-        log.reports.push(ExecutionReport { report_seq, ..report });
+        let report = ExecutionReport { report_seq, ..report };
+        log.reports.push(report);
+        if let Some(journal) = self.journal.as_mut() {
+            if let Err(error) = journal.append(user, &report, report.timestamp_ns) {
+                // Crash-only, like the shards' journals: a report that cannot be journaled must not
+                // be sent, and the venue cannot go on without sending it.
+                tracing::error!(%error, "the report journal failed: aborting");
+                std::process::abort();
+            }
+            self.journal_pending = true;
+        }
         for &index in &log.sessions {
             if let Some(session) = self.sessions[index].as_mut() {
                 if !session.dirty {
@@ -637,6 +663,20 @@ impl Server {
             }
             if session.closing.is_some() || session.outbound_pending() > 0 {
                 self.mark_dirty(index);
+            }
+        }
+    }
+
+    /// Makes the reports appended since the last call durable, before any session is pumped.
+    fn commit_journal(&mut self) {
+        if !self.journal_pending {
+            return;
+        }
+        self.journal_pending = false;
+        if let Some(journal) = self.journal.as_mut() {
+            if let Err(error) = journal.commit() {
+                tracing::error!(%error, "the report journal failed: aborting");
+                std::process::abort();
             }
         }
     }
