@@ -68,9 +68,11 @@ impl Venue {
         client
     }
 
+    /// A logged-in client with a long heartbeat interval: the tests send no heartbeats, and a
+    /// loaded machine must not time them out.
     fn logged_in(&self, key: &str) -> Client {
         let mut client = self.client();
-        client.login(key, 0).expect("logs in");
+        client.login(key, 30_000).expect("logs in");
         client
     }
 

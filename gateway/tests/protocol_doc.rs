@@ -224,3 +224,57 @@ fn every_message_type_has_an_example() {
         assert_eq!(simex::binary::protocol::body_len(code).is_some(), all.contains(&code), "type {code}");
     }
 }
+
+fn field_size(type_text: &str) -> Option<usize> {
+    match type_text {
+        "u8" => Some(1),
+        "u16" => Some(2),
+        "u32" => Some(4),
+        "u64" | "i64" => Some(8),
+        _ => type_text.strip_prefix("[u8; ")?.strip_suffix(']')?.parse().ok(),
+    }
+}
+
+/// The field tables are written by hand: each must list contiguous fields that add up to the
+/// body size the codec uses for that message type.
+#[test]
+fn every_field_table_in_the_protocol_doc_adds_up_to_its_body() {
+    let doc = std::fs::read_to_string(doc_path()).expect("docs/protocol.md exists");
+    let mut checked = Vec::new();
+    let mut lines = doc.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(heading) = line.strip_prefix("### `") else { continue };
+        let Some(code) = heading.split(['(', ')']).nth(1).and_then(|c| c.parse::<u16>().ok()) else { continue };
+        let mut next_offset = 0usize;
+        let mut rows = 0;
+        let mut in_field_table = false;
+        while let Some(&row) = lines.peek() {
+            if row.starts_with("### ") || row.starts_with("## ") {
+                break;
+            }
+            lines.next();
+            if row.starts_with("| offset |") {
+                in_field_table = true;
+            } else if row.trim().is_empty() {
+                in_field_table = false;
+            }
+            if !in_field_table {
+                continue;
+            }
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let Some(offset) = cells.get(1).and_then(|c| c.parse::<usize>().ok()) else { continue };
+            let size =
+                cells.get(3).and_then(|t| field_size(t.trim_matches('`'))).unwrap_or_else(|| panic!("type in {row}"));
+            assert_eq!(offset, next_offset, "message {code}: field at {offset} should start at {next_offset}: {row}");
+            next_offset = offset + size;
+            rows += 1;
+        }
+        if rows > 0 {
+            let expected = simex::binary::protocol::body_len(code).expect("a known type");
+            assert_eq!(next_offset, expected, "message {code}: fields add up to {next_offset}, body is {expected}");
+            checked.push(code);
+        }
+    }
+    checked.sort();
+    assert_eq!(checked, [1, 2, 3, 10, 11, 12, 13, 20, 21, 23, 101, 102, 103, 110, 120, 121, 122]);
+}
