@@ -80,8 +80,6 @@ pub mod gateway_reject {
     pub const UNSUPPORTED: u16 = 1003;
     /// The symbol id is not in the symbol directory.
     pub const UNKNOWN_SYMBOL: u16 = 1004;
-    /// The request needs a logged-in session, or came before the previous resend finished.
-    pub const NOT_ALLOWED: u16 = 1005;
 }
 
 /// Why a session ended (`Logout::reason`).
