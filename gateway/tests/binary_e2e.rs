@@ -598,3 +598,38 @@ fn resend_survives_a_restart_with_the_report_journal() {
     drop(venue);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_pipelining_client_that_reads_is_held_back_not_disconnected() {
+    // A small outbound buffer and a short report lag (a few inbound buffers' worth of answers), so
+    // that the gateway must hold the client back.
+    let config = BinaryConfig { outbound_bytes_max: 16 * 1024, report_lag_max: 4_000, ..Default::default() };
+    let venue = Venue::standard(config);
+    let client = venue.logged_in("alpha-key");
+    let (mut sender, mut receiver) = client.split();
+    let orders = 20_000u64;
+    let aapl = venue.aapl;
+    let reader = std::thread::spawn(move || {
+        let mut done = 0u64;
+        while done < orders {
+            match receiver.recv().expect("a frame").message {
+                Message::ExecutionReport(report) if report.report_type == report_type::CANCELLED => done += 1,
+                Message::ExecutionReport(report) if report.report_type == report_type::REJECTED => {
+                    panic!("rejected: {report:?}")
+                }
+                Message::Logout(logout) => panic!("logged out with reason {} after {done} orders", logout.reason),
+                _ => {}
+            }
+        }
+        done
+    });
+    for request_id in 1..=orders {
+        let order = NewOrder { time_in_force: time_in_force::IOC, ..limit(request_id, 1, aapl, side::BUY, 100, 1) };
+        sender.queue(&Message::NewOrder(order));
+        if request_id % 256 == 0 {
+            sender.flush().unwrap();
+        }
+    }
+    sender.flush().unwrap();
+    assert_eq!(reader.join().expect("reader"), orders);
+}

@@ -45,8 +45,15 @@ pub struct BinaryConfig {
     pub idle_poll_timeout: Duration,
     /// Bytes a session may have waiting to be written before it counts as a slow consumer.
     pub outbound_bytes_max: usize,
-    /// Execution reports a live session may lag behind its user's log before it is ended.
+    /// Execution reports a live session may lag behind its user's log before it is ended. A
+    /// session is no longer read once it lags by half of this; what it had sent before still
+    /// produces reports (up to about 2 × 186 for one 16 KiB inbound buffer of orders), so this must
+    /// stay well above that.
     pub report_lag_max: u64,
+    /// Commands the gateway may have in the runtime at once; beyond it no session is read until
+    /// some are answered. Keep it below the runtime's inbound ring size, so that clients are held
+    /// back by TCP rather than refused with `busy`.
+    pub in_flight_max: usize,
     /// The heartbeat interval when the client asks for none.
     pub heartbeat_interval: Duration,
     /// How long a connection may take to log in.
@@ -73,6 +80,7 @@ impl Default for BinaryConfig {
             idle_poll_timeout: Duration::from_millis(1),
             outbound_bytes_max: 256 * 1024,
             report_lag_max: 65_536,
+            in_flight_max: 1_024,
             heartbeat_interval: Duration::from_secs(1),
             login_timeout: Duration::from_secs(5),
             sessions_max: 1024,

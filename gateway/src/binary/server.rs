@@ -1,7 +1,9 @@
 //! The binary gateway's event loop: one thread, one `mio::Poll`, every session.
 //!
-//! Each turn of the loop polls the sockets (zero timeout when busy-polling or while commands are
-//! in flight, else a short blocking timeout), drains each readable socket until it would block,
+//! Each turn of the loop polls the sockets (zero timeout when busy-polling, while commands are
+//! in flight or while sockets have bytes waiting, else a short blocking timeout), reads up to one
+//! buffer's worth from each readable socket (until it would block, over as many turns as it takes;
+//! a session whose answers are not being read is not read either, so TCP pushes back on it),
 //! decodes its frames and submits orders into the runtime through the gateway's own `Submitter`,
 //! then drains the submitter's responses and the market-data tap, and finally pumps execution
 //! reports from each user's report log into the sessions and flushes them.
@@ -91,6 +93,8 @@ pub(super) struct Server {
     market: MarketMirror,
     subscribers: Vec<Vec<usize>>,
     tops: Vec<protocol::TopOfBook>,
+    /// Sessions with bytes (possibly) waiting to be read.
+    to_read: Vec<usize>,
     journal: Option<ReportJournal>,
     journal_pending: bool,
 }
@@ -145,6 +149,7 @@ impl Server {
             market: MarketMirror::new(symbols),
             subscribers: vec![Vec::new(); symbols],
             tops: Vec::with_capacity(symbols),
+            to_read: Vec::new(),
             journal,
             journal_pending: false,
         }
@@ -154,7 +159,7 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         let mut next_timer = Instant::now() + TIMER_PERIOD;
         while !self.shutdown.load(Ordering::Acquire) {
-            let hurry = self.config.busy_poll || !self.in_flight.is_empty();
+            let hurry = self.config.busy_poll || !self.in_flight.is_empty() || self.reads_ready();
             let timeout = if hurry { Duration::ZERO } else { self.config.idle_poll_timeout };
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != std::io::ErrorKind::Interrupted {
@@ -170,12 +175,13 @@ impl Server {
                     Token(token) => {
                         let index = token - FIRST_SESSION;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read_session(index, now);
+                            self.want_read(index);
                         }
                         self.mark_dirty(index);
                     }
                 }
             }
+            worked |= self.read_sessions(now);
             worked |= self.drain_responses();
             worked |= self.drain_tap();
             if now >= next_timer {
@@ -245,24 +251,81 @@ impl Server {
         }
     }
 
-    fn read_session(&mut self, index: usize, now: Instant) {
-        loop {
-            let Some(session) = self.sessions[index].as_mut() else { return };
-            if session.closing.is_some() {
-                return;
-            }
-            let (outcome, full) = session.read(now);
-            self.handle_frames(index, now);
-            if outcome == ReadOutcome::Closed {
-                if let Some(session) = self.sessions[index].as_mut() {
-                    session.close(logout_reason::REQUESTED);
-                }
-                return;
-            }
-            if !full {
-                return;
+    fn want_read(&mut self, index: usize) {
+        if let Some(session) = self.sessions.get_mut(index).and_then(Option::as_mut) {
+            if !session.read_pending {
+                session.read_pending = true;
+                self.to_read.push(index);
             }
         }
+    }
+
+    /// Whether a session must not be read for now: its answers are not being read fast enough, so
+    /// its requests wait in the kernel (TCP flow control pushes back on the client) until they are.
+    fn throttled(&self, index: usize) -> bool {
+        let Some(session) = self.sessions[index].as_ref() else { return false };
+        let lag = match session.user() {
+            Some(user) => {
+                let available = self.users.get(&user).map_or(0, |log| log.reports.len() as u64);
+                (available + 1).saturating_sub(session.report_cursor)
+            }
+            None => 0,
+        };
+        !session.has_room() || lag > self.config.report_lag_max / 2
+    }
+
+    /// Whether some session has bytes waiting and may be read.
+    fn reads_ready(&self) -> bool {
+        self.in_flight.len() < self.config.in_flight_max && self.to_read.iter().any(|&index| !self.throttled(index))
+    }
+
+    /// Reads at most one buffer's worth from each session that has bytes waiting, so that one busy
+    /// client cannot hold the loop, and answers are pumped between reads.
+    fn read_sessions(&mut self, now: Instant) -> bool {
+        if self.in_flight.len() >= self.config.in_flight_max {
+            return false;
+        }
+        let mut pending = std::mem::take(&mut self.to_read);
+        let mut worked = false;
+        for index in pending.drain(..) {
+            if self.sessions[index].is_none() {
+                continue;
+            }
+            if self.throttled(index) {
+                self.to_read.push(index);
+                continue;
+            }
+            if let Some(session) = self.sessions[index].as_mut() {
+                session.read_pending = false;
+            }
+            worked = true;
+            if self.read_session(index, now) {
+                self.want_read(index);
+            }
+        }
+        if self.to_read.is_empty() {
+            self.to_read = pending;
+        } else {
+            self.to_read.append(&mut pending);
+        }
+        worked
+    }
+
+    /// Reads one buffer's worth and handles its frames; `true` if there may be more to read.
+    fn read_session(&mut self, index: usize, now: Instant) -> bool {
+        let Some(session) = self.sessions[index].as_mut() else { return false };
+        if session.closing.is_some() {
+            return false;
+        }
+        let (outcome, full) = session.read(now);
+        self.handle_frames(index, now);
+        if outcome == ReadOutcome::Closed {
+            if let Some(session) = self.sessions[index].as_mut() {
+                session.close(logout_reason::REQUESTED);
+            }
+            return false;
+        }
+        full
     }
 
     fn handle_frames(&mut self, index: usize, now: Instant) {
@@ -652,7 +715,14 @@ impl Server {
                 Phase::AwaitingLogin { .. } => {}
                 Phase::Active { .. } => {
                     if now.duration_since(session.last_received) >= 3 * session.heartbeat_interval {
-                        session.close(logout_reason::HEARTBEAT_TIMEOUT);
+                        // A session held back because it does not read is not read either: its
+                        // silence is its own backlog.
+                        let reason = if session.has_room() {
+                            logout_reason::HEARTBEAT_TIMEOUT
+                        } else {
+                            logout_reason::SLOW_CONSUMER
+                        };
+                        session.close(reason);
                     } else if now.duration_since(session.last_sent) >= session.heartbeat_interval
                         && session.outbound_pending() == 0
                         && !session.queue(&Message::Heartbeat(Heartbeat { timestamp_ns: wall_clock_ns() }))

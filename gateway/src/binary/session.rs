@@ -60,6 +60,8 @@ pub struct Session {
     pub dirty: bool,
     /// The connection failed: close without a last logout.
     pub close_now: bool,
+    /// Whether the session is in the server's list of sessions to read.
+    pub read_pending: bool,
 }
 
 impl Session {
@@ -89,6 +91,7 @@ impl Session {
             closing: None,
             dirty: false,
             close_now: false,
+            read_pending: false,
         }
     }
 
