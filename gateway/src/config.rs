@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// synthetic prices for every symbol].
     #[arg(long, env = "SIMEX_FEEDS")]
     pub feeds: Option<String>,
+    /// Port of the binary order-entry protocol (docs/protocol.md), on the same address; 0 picks a
+    /// free one [default: 9001].
+    #[arg(long, env = "SIMEX_BINARY_PORT")]
+    pub binary_port: Option<u16>,
 }
 
 /// The same settings in a TOML file.
@@ -98,6 +102,7 @@ pub struct FileConfig {
     pub shards: Option<usize>,
     pub durability: Option<String>,
     pub feeds: Option<String>,
+    pub binary_port: Option<u16>,
 }
 
 /// Where reference prices come from.
@@ -132,6 +137,7 @@ pub struct VenueConfig {
     pub shards: usize,
     pub durability: Durability,
     pub feeds: FeedsSetting,
+    pub binary_listen: SocketAddr,
 }
 
 impl VenueConfig {
@@ -155,6 +161,8 @@ impl VenueConfig {
         };
         let cors = args.cors_origins.or(file.cors_origins).unwrap_or_default();
         let shards = args.shards.or(file.shards).unwrap_or(1);
+        let bind = args.bind.or(file.bind).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let binary_listen = SocketAddr::new(bind, args.binary_port.or(file.binary_port).unwrap_or(9001));
         anyhow::ensure!((1..=64).contains(&shards), "shards must be between 1 and 64");
         Ok(VenueConfig {
             listen: SocketAddr::new(
@@ -180,6 +188,7 @@ impl VenueConfig {
             body_limit_bytes: args.body_limit_bytes.or(file.body_limit_bytes).unwrap_or(1 << 20),
             shards,
             durability,
+            binary_listen,
             feeds: match args.feeds.or(file.feeds).as_deref() {
                 None | Some("") => FeedsSetting::Embedded,
                 Some("off") => FeedsSetting::Off,

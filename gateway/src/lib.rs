@@ -8,6 +8,7 @@
 //! engine itself (`simex-engine`) stays pure; this crate is where time, I/O and concurrency come in.
 
 pub mod auth;
+pub mod binary;
 pub mod bridge;
 pub mod config;
 pub mod feeds;

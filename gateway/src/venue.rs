@@ -46,9 +46,9 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
     let instruments = InstrumentTable::default_table();
     let runtime_config = RuntimeConfig {
         shards: config.shards,
-        // The gateway core's and the price feeds'.
-        submitters: 2,
-        taps: vec!["gateway".into()],
+        // The HTTP gateway core's, the price feeds' and the binary gateway's.
+        submitters: 3,
+        taps: vec!["gateway".into(), "binary".into()],
         wait: WaitStrategy::Park,
         // Snapshot sets bound the engines' recovery; the journal is kept whole because the read
         // model behind the history endpoints is rebuilt from it.
@@ -72,9 +72,23 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
     let history = MemoryHistory::default();
     rebuild_from_journal(&journal_root, config.shards, &history)?;
 
+    let binary_submitter = started.submitters.pop().context("the runtime made no submitter")?;
     let feed_submitter = started.submitters.pop().context("the runtime made no submitter")?;
     let submitter = started.submitters.pop().context("the runtime made no submitter")?;
+    let binary_tap = started.taps.pop().context("the runtime made no tap")?;
     let tap = started.taps.pop().context("the runtime made no tap")?;
+    let binary_config = crate::binary::BinaryConfig {
+        listen: config.binary_listen,
+        report_journal: Some(crate::binary::ReportJournalSettings {
+            root: config.data_dir.join("reports"),
+            durability: config.durability,
+        }),
+        ..crate::binary::BinaryConfig::default()
+    };
+    let keys: Arc<dyn crate::binary::ApiKeys> = accounts.clone();
+    let binary = crate::binary::spawn(binary_config, binary_submitter, Some(binary_tap), keys, instruments.clone())
+        .with_context(|| format!("starting the binary gateway on {}", config.binary_listen))?;
+    tracing::info!("simex binary protocol on {}", binary.local_addr());
     let feed_config = match &config.feeds {
         FeedsSetting::Embedded => Some(FeedConfig::default()),
         FeedsSetting::File(path) => Some(FeedConfig::from_file(path).context("the price feeds configuration")?),
@@ -160,6 +174,7 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
     // Every handle on the core is gone with the router: the core stops and hands back its ends.
     let (submitter, tap) = core_thread.join().map_err(|_| anyhow::anyhow!("the gateway core panicked"))?;
     drop((submitter, tap));
+    binary.shutdown();
     if let Some(feeds) = feeds {
         feeds.stop();
         drop(feeds.join());

@@ -26,6 +26,7 @@ impl Venue {
             .env("RUST_LOG", "warn")
             // Fills against simulated liquidity would depend on the synthetic prices' timing.
             .env("SIMEX_FEEDS", "off")
+            .env("SIMEX_BINARY_PORT", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (key, value) in extra_env {

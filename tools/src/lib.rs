@@ -10,8 +10,12 @@
 //!   directory after a crash, dump its records, rebuild and compare the state at any point, write
 //!   snapshots and count what is there. See `docs/operations.md`.
 //!
+//! - [`loadgen`] is `simex-loadgen`: client-side latency of the binary order-entry protocol, open
+//!   or closed loop, with percentile tables, interval logs and a percentile-spectrum plot.
+//!
 //! The logic lives in this library rather than in the binaries so that tests can drive it
 //! in-process; the binaries only parse their arguments and map outcomes to exit codes.
 
 pub mod journal;
+pub mod loadgen;
 pub mod script;

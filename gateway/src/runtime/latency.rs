@@ -130,23 +130,49 @@ pub fn write_interval_log<W: Write>(
     start_time: SystemTime,
     intervals: &[Interval<'_>],
 ) -> std::io::Result<()> {
-    let mut serializer = V2DeflateSerializer::new();
-    let mut writer = IntervalLogWriterBuilder::new()
-        .add_comment("simex per-stage latency, values in nanoseconds")
-        .with_start_time(start_time)
-        .with_base_time(start_time)
-        .begin_log_with(target, &mut serializer)?;
+    let mut entries = Vec::new();
     for interval in intervals {
         for stage in Stage::ALL {
             let histogram = interval.histograms.get(stage);
-            if histogram.is_empty() {
-                continue;
+            if !histogram.is_empty() {
+                let tag = format!("{}.{}", interval.tag, stage.name());
+                entries.push(TaggedInterval {
+                    tag,
+                    start_offset: interval.start_offset,
+                    length: interval.length,
+                    histogram,
+                });
             }
-            let tag = format!("{}.{}", interval.tag, stage.name());
-            writer
-                .write_histogram(histogram, interval.start_offset, interval.length, Tag::new(&tag))
-                .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         }
+    }
+    write_tagged_interval_log(target, start_time, "simex per-stage latency, values in nanoseconds", &entries)
+}
+
+/// One histogram of an interval log with its own tag (e.g. `conn0.new_order`).
+pub struct TaggedInterval<'a> {
+    pub tag: String,
+    pub start_offset: Duration,
+    pub length: Duration,
+    pub histogram: &'a Histogram<u64>,
+}
+
+/// Writes tagged histograms as an HdrHistogram V2+DEFLATE interval log.
+pub fn write_tagged_interval_log<W: Write>(
+    target: &mut W,
+    start_time: SystemTime,
+    comment: &str,
+    entries: &[TaggedInterval<'_>],
+) -> std::io::Result<()> {
+    let mut serializer = V2DeflateSerializer::new();
+    let mut writer = IntervalLogWriterBuilder::new()
+        .add_comment(comment)
+        .with_start_time(start_time)
+        .with_base_time(start_time)
+        .begin_log_with(target, &mut serializer)?;
+    for entry in entries {
+        writer
+            .write_histogram(entry.histogram, entry.start_offset, entry.length, Tag::new(&entry.tag))
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     }
     Ok(())
 }

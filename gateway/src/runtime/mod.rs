@@ -35,7 +35,10 @@ mod wait;
 pub use clock::Clock;
 pub use config::{ConfigError, RuntimeConfig};
 pub use journal::{Durable, JournalSettings, RecoveryFailure};
-pub use latency::{new_histogram, write_interval_log, Interval, Stage, StageHistograms, LATENCY_NS_MAX};
+pub use latency::{
+    new_histogram, write_interval_log, write_tagged_interval_log, Interval, Stage, StageHistograms, TaggedInterval,
+    LATENCY_NS_MAX,
+};
 pub use ledger::{AtomicLedger, SharedLedger};
 pub use message::{InboundSlot, Response, Stamps, TappedEvent, Ticket};
 pub use shard::ShardEngine;

@@ -1,0 +1,261 @@
+//! `cargo bench -p simex-benches --bench protocol [-- OPTIONS]`: the binary order-entry protocol
+//! over loopback TCP against the machine's floor, in one run.
+//!
+//! 1. **Floor**: raw TCP ping-pong between two threads with blocking sockets, sending a frame the
+//!    size of a `new_order` (88 bytes) and answering one the size of an `execution_report` (128).
+//! 2. **Round trip**: a client sends a `new_order` and waits for its `accepted` report through the
+//!    binary gateway and the runtime (one shard), closed loop; the order is then cancelled (the
+//!    cancel is timed apart), so the book stays small.
+//! 3. **Pipelined**: one connection sends IOC orders as fast as it can while another thread reads
+//!    the reports; orders per second until the last is answered.
+//!
+//! Nothing is pinned and nothing spins: the shard parks, the gateway blocks in `poll` when idle,
+//! the sockets block. Prints the markdown report to stdout.
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use simex::binary::client::Client;
+use simex::binary::protocol::{order_kind, report_type, side, time_in_force, Cancel, Message, NewOrder, HEADER_LEN};
+use simex::binary::{spawn, BinaryConfig, MemoryKeys};
+use simex::runtime::{new_histogram, Response, Runtime, RuntimeConfig};
+use simex_engine::{CommandBody, InstrumentTable};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(about = "simex binary protocol benchmark: round trip against raw TCP ping-pong, and pipelined throughput")]
+struct Cli {
+    /// Round trips measured in the floor and in the protocol round trip.
+    #[arg(long, default_value_t = 20_000)]
+    samples: usize,
+    /// Orders sent in the pipelined run.
+    #[arg(long, default_value_t = 200_000)]
+    pipelined: usize,
+    /// Busy-poll the gateway's event loop.
+    #[arg(long)]
+    busy_poll: bool,
+    /// Tiny sizes: checks that every part runs. The numbers mean nothing.
+    #[arg(long)]
+    quick: bool,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+const REQUEST_BYTES: usize = HEADER_LEN + 72;
+const REPORT_BYTES: usize = HEADER_LEN + 112;
+
+fn main() -> anyhow::Result<()> {
+    let mut cli = Cli::parse();
+    if cli.quick {
+        cli.samples = 500;
+        cli.pipelined = 2_000;
+    }
+    let warmup = (cli.samples / 10).max(100);
+    eprintln!("floor: raw TCP ping-pong, {} round trips", cli.samples);
+    let floor = tcp_ping_pong(warmup, cli.samples)?;
+
+    let (venue, address, symbol_id) = start_venue(cli.busy_poll)?;
+    eprintln!("round trip: new_order -> accepted, {} round trips", cli.samples);
+    let (round_trip, cancel) = protocol_round_trip(address, symbol_id, warmup, cli.samples)?;
+    eprintln!("pipelined: {} IOC orders on one connection", cli.pipelined);
+    let (orders_per_second, pipelined_elapsed, busy) = pipelined(address, symbol_id, cli.pipelined)?;
+    drop(venue);
+
+    println!("| path | count | p50 µs | p90 µs | p99 µs | p99.9 µs | p99.99 µs | max µs |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (name, histogram) in
+        [("raw TCP ping-pong (floor)", &floor), ("new_order → accepted", &round_trip), ("cancel → cancelled", &cancel)]
+    {
+        let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1_000.0;
+        println!(
+            "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            histogram.len(),
+            us(0.5),
+            us(0.9),
+            us(0.99),
+            us(0.999),
+            us(0.9999),
+            histogram.max() as f64 / 1_000.0
+        );
+    }
+    let ratio = |q: f64| round_trip.value_at_quantile(q) as f64 / floor.value_at_quantile(q).max(1) as f64;
+    println!();
+    println!("| ratio to the floor | p50 | p99 | p99.9 |");
+    println!("| --- | --- | --- | --- |");
+    println!("| new_order → accepted | {:.2}× | {:.2}× | {:.2}× |", ratio(0.5), ratio(0.99), ratio(0.999));
+    println!();
+    println!(
+        "pipelined: {} IOC orders answered in {:.3} s: {:.0} orders/s ({busy} rejected as busy)",
+        cli.pipelined,
+        pipelined_elapsed.as_secs_f64(),
+        orders_per_second
+    );
+    Ok(())
+}
+
+fn tcp_ping_pong(warmup: usize, samples: usize) -> anyhow::Result<Histogram<u64>> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    let total = warmup + samples;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let (mut request, reply) = ([0u8; REQUEST_BYTES], [7u8; REPORT_BYTES]);
+        for _ in 0..total {
+            stream.read_exact(&mut request)?;
+            stream.write_all(&reply)?;
+        }
+        Ok(())
+    });
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_nodelay(true)?;
+    let (request, mut reply) = ([3u8; REQUEST_BYTES], [0u8; REPORT_BYTES]);
+    let mut histogram = new_histogram();
+    for index in 0..total {
+        let sent = Instant::now();
+        stream.write_all(&request)?;
+        stream.read_exact(&mut reply)?;
+        if index >= warmup {
+            histogram.saturating_record(sent.elapsed().as_nanos() as u64);
+        }
+    }
+    echo.join().map_err(|_| anyhow::anyhow!("echo thread panicked"))??;
+    Ok(histogram)
+}
+
+struct Venue {
+    runtime: Option<Runtime>,
+    gateway: Option<simex::binary::BinaryHandle>,
+}
+
+impl Drop for Venue {
+    fn drop(&mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.shutdown();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown();
+        }
+    }
+}
+
+fn start_venue(busy_poll: bool) -> anyhow::Result<(Venue, std::net::SocketAddr, u16)> {
+    let instruments = InstrumentTable::default_table();
+    let symbol_id = instruments.by_symbol("AAPL").map(|i| i.symbol_id).unwrap_or(0);
+    let config = RuntimeConfig { submitters: 2, taps: vec!["binary".into()], ..Default::default() };
+    let started = Runtime::start(config, instruments.clone())?;
+    let mut submitters = started.submitters;
+    let mut admin = submitters.pop().expect("two submitters");
+    let gateway_submitter = submitters.pop().expect("two submitters");
+    for portfolio_id in [1, 2] {
+        let ticket = admin
+            .submit(CommandBody::CreatePortfolio { portfolio_id, cash_micros: 1_000_000_000 * 1_000_000 })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        while !matches!(admin.poll(), Some(Response::Done { ticket: done, .. }) if done == ticket) {
+            std::thread::yield_now();
+        }
+    }
+    drop(admin);
+    let keys = MemoryKeys::new().with_user("bench-1", 1, &[1]).with_user("bench-2", 2, &[2]);
+    let tap = started.taps.into_iter().next();
+    let gateway =
+        spawn(BinaryConfig { busy_poll, ..Default::default() }, gateway_submitter, tap, Arc::new(keys), instruments)?;
+    let address = gateway.local_addr();
+    Ok((Venue { runtime: Some(started.runtime), gateway: Some(gateway) }, address, symbol_id))
+}
+
+fn order(request_id: u64, portfolio_id: u32, symbol_id: u16, tif: u8) -> NewOrder {
+    NewOrder {
+        request_id,
+        portfolio_id,
+        symbol_id,
+        side: side::BUY,
+        order_kind: order_kind::LIMIT,
+        price_ticks: 10_000,
+        qty_lots: 1,
+        time_in_force: tif,
+        ..NewOrder::default()
+    }
+}
+
+fn protocol_round_trip(
+    address: std::net::SocketAddr,
+    symbol_id: u16,
+    warmup: usize,
+    samples: usize,
+) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
+    let mut client = Client::connect(address)?;
+    client.login("bench-1", 0)?;
+    let (mut new_orders, mut cancels) = (new_histogram(), new_histogram());
+    let mut request_id = 0;
+    for index in 0..warmup + samples {
+        request_id += 1;
+        let sent = Instant::now();
+        client.send(&Message::NewOrder(order(request_id, 1, symbol_id, time_in_force::GTC)))?;
+        let accepted = wait_report(&mut client, request_id)?;
+        let new_ns = sent.elapsed().as_nanos() as u64;
+        anyhow::ensure!(accepted.report_type == report_type::ACCEPTED, "order not accepted: {accepted:?}");
+        request_id += 1;
+        let sent = Instant::now();
+        let cancel = Cancel { request_id, order_id: accepted.order_id, portfolio_id: 1, padding: [0; 4] };
+        client.send(&Message::Cancel(cancel))?;
+        wait_report(&mut client, request_id)?;
+        let cancel_ns = sent.elapsed().as_nanos() as u64;
+        if index >= warmup {
+            new_orders.saturating_record(new_ns);
+            cancels.saturating_record(cancel_ns);
+        }
+    }
+    client.sender.logout()?;
+    Ok((new_orders, cancels))
+}
+
+fn wait_report(client: &mut Client, request_id: u64) -> anyhow::Result<simex::binary::protocol::ExecutionReport> {
+    loop {
+        if let Message::ExecutionReport(report) = client.recv()?.message {
+            if report.request_id == request_id {
+                return Ok(report);
+            }
+        }
+    }
+}
+
+/// Sends `count` IOC orders (each is accepted, then its unfilled rest cancelled) as fast as the
+/// socket takes them, and reads until the last one's cancel arrives.
+fn pipelined(address: std::net::SocketAddr, symbol_id: u16, count: usize) -> anyhow::Result<(f64, Duration, usize)> {
+    let mut client = Client::connect(address)?;
+    client.login("bench-2", 0)?;
+    client.receiver.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let (mut sender, mut receiver) = client.split();
+    let start = Instant::now();
+    let reader = std::thread::spawn(move || -> anyhow::Result<(Instant, usize)> {
+        let (mut answered, mut rejected) = (0usize, 0usize);
+        while answered < count {
+            if let Message::ExecutionReport(report) = receiver.recv()?.message {
+                match report.report_type {
+                    report_type::CANCELLED => answered += 1,
+                    report_type::REJECTED => {
+                        answered += 1;
+                        rejected += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok((Instant::now(), rejected))
+    });
+    for index in 0..count {
+        sender.queue(&Message::NewOrder(order(index as u64 + 1, 2, symbol_id, time_in_force::IOC)));
+        if index % 64 == 63 {
+            sender.flush()?;
+        }
+    }
+    sender.flush()?;
+    let (finished, rejected) = reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))??;
+    let elapsed = finished - start;
+    sender.logout()?;
+    Ok((count as f64 / elapsed.as_secs_f64(), elapsed, rejected))
+}
