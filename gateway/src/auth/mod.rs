@@ -192,6 +192,19 @@ impl AccountStore {
     }
 }
 
+/// The binary gateway authenticates through the same store. It names portfolios by their engine
+/// id (equal to the public id until a portfolio is reset).
+impl crate::binary::ApiKeys for AccountStore {
+    fn verify(&self, key: &str) -> Option<UserId> {
+        AccountStore::verify(self, key)
+    }
+
+    fn owner(&self, portfolio_id: PortfolioId) -> Option<UserId> {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        state.portfolios.values().find(|p| p.engine_portfolio_id == portfolio_id).map(|p| p.user_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,18 +249,5 @@ mod tests {
         assert!(password_matches("correct horse", &phc));
         assert!(!password_matches("wrong", &phc));
         assert!(!password_matches("correct horse", "not a phc string"));
-    }
-}
-
-/// The binary gateway authenticates through the same store. It names portfolios by their engine
-/// id (equal to the public id until a portfolio is reset).
-impl crate::binary::ApiKeys for AccountStore {
-    fn verify(&self, key: &str) -> Option<UserId> {
-        AccountStore::verify(self, key)
-    }
-
-    fn owner(&self, portfolio_id: PortfolioId) -> Option<UserId> {
-        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        state.portfolios.values().find(|p| p.engine_portfolio_id == portfolio_id).map(|p| p.user_id)
     }
 }
