@@ -5,7 +5,9 @@
 //! shard (a cash reservation against the shared ledger) rather than leaving replay to decide again.
 
 use crate::risk::RiskLimits;
-use crate::types::{ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce};
+use crate::types::{
+    ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce, TriggerKind,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +43,18 @@ pub enum EventBody {
         order_id: OrderId,
         client_order_id: ClientOrderId,
         reason: RejectReason,
+    },
+    /// A conditional order passed its checks and waits off-book for its trigger. Nothing is reserved
+    /// until it fires (see `docs/orders.md`).
+    ConditionalAccepted(AcceptedConditional),
+    /// A conditional order's trigger fired on a trade at `price_ticks`. It leaves the conditional
+    /// store; the next event is its `OrderAccepted` (same order id) or its rejection and cancel.
+    OrderTriggered {
+        order_id: OrderId,
+        portfolio_id: PortfolioId,
+        symbol_id: SymbolId,
+        price_ticks: i64,
+        qty_lots: i64,
     },
     Fill(Fill),
     OrderCancelled {
@@ -89,6 +103,35 @@ pub struct AcceptedOrder {
     pub self_trade_policy: SelfTradePolicy,
     pub reserved_cash_micros: i64,
     pub reserved_lots: i64,
+}
+
+/// A conditional order as accepted. `trigger` is never `TriggerKind::None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedConditional {
+    pub order_id: OrderId,
+    pub portfolio_id: PortfolioId,
+    pub symbol_id: SymbolId,
+    pub side: Side,
+    /// What the order becomes when it fires: a market, or a limit at `price_ticks`.
+    pub kind: OrderKind,
+    /// The limit price once fired; 0 for a market.
+    pub price_ticks: i64,
+    /// 0 for a bracket exit whose entry has not filled yet: its quantity grows with the entry's fills.
+    pub qty_lots: i64,
+    pub time_in_force: TimeInForce,
+    /// When the order expires, waiting or fired; `i64::MAX` for none.
+    pub expire_at_ns: i64,
+    pub client_order_id: ClientOrderId,
+    pub self_trade_policy: SelfTradePolicy,
+    pub trigger: TriggerKind,
+    /// A stop's or take-profit's trigger price; a trailing stop's starting best price.
+    pub trigger_price_ticks: i64,
+    pub trail_ticks: i64,
+    pub trail_bps: i64,
+    /// The entry this order is an exit of (0 for none).
+    pub parent_order_id: OrderId,
+    /// The order this one cancels, and is cancelled by, when either fires or ends (0 for none).
+    pub oco_order_id: OrderId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,10 +183,18 @@ pub enum RejectReason {
     InsufficientCash = 25,
     InvalidAmount = 26,
     ReplaceNoChange = 27,
+    /// A conditional order's trigger is missing or malformed: a trigger price that is not
+    /// positive, a trail that is not exactly one of 1+ ticks or 1 to 9999 bps, a trailing stop with
+    /// no price to trail, post-only or FOK on a conditional order, or an OCO link that is not to
+    /// a waiting conditional order of the same portfolio and symbol with no link yet.
+    InvalidTrigger = 28,
+    /// Replace applies to orders in the book; a waiting conditional order is cancelled and sent
+    /// again instead.
+    NotReplaceable = 29,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 27] = [
+    pub const ALL: [RejectReason; 29] = [
         RejectReason::UnknownPortfolio,
         RejectReason::PortfolioExists,
         RejectReason::UnknownSymbol,
@@ -171,6 +222,8 @@ impl RejectReason {
         RejectReason::InsufficientCash,
         RejectReason::InvalidAmount,
         RejectReason::ReplaceNoChange,
+        RejectReason::InvalidTrigger,
+        RejectReason::NotReplaceable,
     ];
 
     pub fn code(self) -> u16 {
@@ -199,16 +252,25 @@ pub enum CancelReason {
     Expired = 5,
     /// A market order's remainder with no more liquidity within its protection price.
     NoLiquidity = 6,
+    /// The order's OCO peer fired or ended.
+    Linked = 7,
+    /// A conditional order fired but failed its risk checks; a `Rejected` with the reason precedes.
+    TriggerRejected = 8,
+    /// A bracket exit whose entry ended before any of it filled.
+    ParentClosed = 9,
 }
 
 impl CancelReason {
-    pub const ALL: [CancelReason; 6] = [
+    pub const ALL: [CancelReason; 9] = [
         CancelReason::User,
         CancelReason::IocRemainder,
         CancelReason::FokUnfillable,
         CancelReason::SelfTrade,
         CancelReason::Expired,
         CancelReason::NoLiquidity,
+        CancelReason::Linked,
+        CancelReason::TriggerRejected,
+        CancelReason::ParentClosed,
     ];
 
     pub fn code(self) -> u16 {
