@@ -947,13 +947,26 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         if self.portfolio_heads.len() <= portfolio_index {
             self.portfolio_heads.resize(portfolio_index + 1, NIL);
         }
-        let head = self.portfolio_heads[portfolio_index];
-        order.portfolio_next = head;
-        let handle = self.orders.insert(order);
-        if head != NIL {
-            self.orders.get_mut(head).portfolio_prev = handle;
+        // The list runs by order id, newest first. A fired conditional order joins with its older
+        // id, after the newer orders (a walk over those only), so the list stays in id order and a
+        // snapshot can rebuild it from ids alone.
+        let mut previous = NIL;
+        let mut next = self.portfolio_heads[portfolio_index];
+        while next != NIL && self.orders.get(next).order_id > accepted.order_id {
+            previous = next;
+            next = self.orders.get(next).portfolio_next;
         }
-        self.portfolio_heads[portfolio_index] = handle;
+        order.portfolio_prev = previous;
+        order.portfolio_next = next;
+        let handle = self.orders.insert(order);
+        if next != NIL {
+            self.orders.get_mut(next).portfolio_prev = handle;
+        }
+        if previous == NIL {
+            self.portfolio_heads[portfolio_index] = handle;
+        } else {
+            self.orders.get_mut(previous).portfolio_next = handle;
+        }
 
         let position = self.positions.entry((accepted.portfolio_id, accepted.symbol_id)).or_default();
         match accepted.side {

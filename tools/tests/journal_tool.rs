@@ -111,7 +111,9 @@ fn generate(spec: Spec) -> Journal {
         let command = generator.next_command();
         let of_symbol = |symbol_id: u16| usize::from(shard_of.get(usize::from(symbol_id)).copied().unwrap_or(0));
         let targets: Vec<usize> = match command.body {
-            CommandBody::NewOrder(order) => vec![of_symbol(order.symbol_id)],
+            CommandBody::NewOrder(order) | CommandBody::NewBracket { entry: order, .. } => {
+                vec![of_symbol(order.symbol_id)]
+            }
             CommandBody::Cancel { order_id, .. } | CommandBody::Replace { order_id, .. } => {
                 let shard = (order_id >> simex_engine::engine::ORDER_ID_SHARD_SHIFT) as usize;
                 vec![if shard < spec.shards { shard } else { 0 }]
