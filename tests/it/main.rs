@@ -5,9 +5,12 @@
 //! - `differential`: the fast book against the reference book on random streams.
 //! - `properties`: invariants over random streams (proptest).
 //! - `runtime`: the sharded runtime: wait strategies, cross-shard cash, backpressure, shutdown.
+//! - `conditional`: stops, take-profits, trailing stops, OCO and brackets on scripted price paths,
+//!   and their properties over random streams.
 //! - `codec`: the journal's event encoding and engine snapshots on random streams.
 
 mod codec;
+mod conditional;
 mod differential;
 mod properties;
 mod runtime;
