@@ -67,7 +67,8 @@ impl TrailBook {
 
     /// The stop price, in stored space, of a member with `trail` in a group whose best is `best_stored`.
     fn stop_stored(&self, best_stored: i64, trail: i64) -> i64 {
-        best_stored - offset_ticks(best_stored.abs(), trail, self.in_bps)
+        // Saturating: monotonic still, and a trail beyond the price range cannot overflow.
+        best_stored.saturating_sub(offset_ticks(best_stored.abs(), trail, self.in_bps))
     }
 
     /// The real stop price of an order (`None` if it is not here).
