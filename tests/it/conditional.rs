@@ -287,6 +287,13 @@ fn orders_one_print_fires_go_in_acceptance_order_and_expire_like_any_order() {
     let events = print(&mut h, 15_100);
     assert_eq!(triggers(&events), vec![(late, 15_100), (early_price_late_id, 15_100)]);
 
+    // A halted symbol fires nothing; the first print after the resume does.
+    let halted = wait(&mut h, buy(3, 15_300, 1).triggered_at(TriggerKind::Stop, 15_200));
+    h.run(CommandBody::SetHalted { symbol_id: AAPL_ID, halted: true });
+    assert!(triggers(&print(&mut h, 15_210)).is_empty());
+    h.run(CommandBody::SetHalted { symbol_id: AAPL_ID, halted: false });
+    assert_eq!(triggers(&print(&mut h, 15_220)), vec![(halted, 15_220)]);
+
     let gtd = NewOrder { time_in_force: TimeInForce::Gtd, expire_at_ns: h.now_ns + 10_000, ..buy(1, 15_300, 1) };
     let gtd = wait(&mut h, gtd.triggered_at(TriggerKind::Stop, 15_250));
     let at = h.now_ns + 20_000;

@@ -363,8 +363,10 @@ fn involves(event: &Event, portfolio: u32) -> bool {
         | EventBody::RiskLimitsSet { portfolio_id, .. }
         | EventBody::Rejected { portfolio_id, .. }
         | EventBody::OrderCancelled { portfolio_id, .. }
-        | EventBody::OrderReplaced { portfolio_id, .. } => portfolio_id == portfolio,
+        | EventBody::OrderReplaced { portfolio_id, .. }
+        | EventBody::OrderTriggered { portfolio_id, .. } => portfolio_id == portfolio,
         EventBody::OrderAccepted(a) => a.portfolio_id == portfolio,
+        EventBody::ConditionalAccepted(c) => c.portfolio_id == portfolio,
         EventBody::Fill(f) => f.maker_portfolio_id == portfolio || f.taker_portfolio_id == portfolio,
         _ => false,
     }
@@ -373,9 +375,11 @@ fn involves(event: &Event, portfolio: u32) -> bool {
 fn symbol_of(event: &Event) -> Option<u16> {
     match event.body {
         EventBody::OrderAccepted(a) => Some(a.symbol_id),
+        EventBody::ConditionalAccepted(c) => Some(c.symbol_id),
         EventBody::Fill(f) => Some(f.symbol_id),
         EventBody::OrderCancelled { symbol_id, .. }
         | EventBody::OrderReplaced { symbol_id, .. }
+        | EventBody::OrderTriggered { symbol_id, .. }
         | EventBody::ReferencePriceSet { symbol_id, .. }
         | EventBody::HaltedSet { symbol_id, .. } => Some(symbol_id),
         _ => None,

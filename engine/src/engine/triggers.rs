@@ -199,7 +199,10 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     /// reference trade. Fires every conditional order of the symbol the price reaches, and the
     /// cascade that follows (see the module documentation).
     pub(crate) fn on_trade_price(&mut self, symbol_id: SymbolId, price_ticks: i64, out: &mut Vec<Event>) {
-        if self.triggering || !self.conditionals.has_triggers(symbol_id) {
+        // A halted symbol fires nothing: its orders could not trade. The next print after the
+        // resume fires whatever it reaches.
+        if self.triggering || !self.conditionals.has_triggers(symbol_id) || self.symbols[usize::from(symbol_id)].halted
+        {
             return;
         }
         self.triggering = true;
