@@ -80,8 +80,10 @@ pub fn portfolios_of(body: &EventBody) -> [Option<PortfolioId>; 2] {
         | EventBody::RiskLimitsSet { portfolio_id, .. }
         | EventBody::Rejected { portfolio_id, .. }
         | EventBody::OrderCancelled { portfolio_id, .. }
-        | EventBody::OrderReplaced { portfolio_id, .. } => [Some(portfolio_id), None],
+        | EventBody::OrderReplaced { portfolio_id, .. }
+        | EventBody::OrderTriggered { portfolio_id, .. } => [Some(portfolio_id), None],
         EventBody::OrderAccepted(a) => [Some(a.portfolio_id), None],
+        EventBody::ConditionalAccepted(c) => [Some(c.portfolio_id), None],
         EventBody::Fill(f) => [
             (!f.maker_is_simulated()).then_some(f.maker_portfolio_id),
             (!f.taker_is_simulated()).then_some(f.taker_portfolio_id),
@@ -97,8 +99,10 @@ pub fn portfolios_of(body: &EventBody) -> [Option<PortfolioId>; 2] {
 pub fn symbol_of(body: &EventBody) -> Option<SymbolId> {
     match *body {
         EventBody::OrderAccepted(a) => Some(a.symbol_id),
+        EventBody::ConditionalAccepted(c) => Some(c.symbol_id),
         EventBody::Fill(f) => Some(f.symbol_id),
-        EventBody::OrderCancelled { symbol_id, .. }
+        EventBody::OrderTriggered { symbol_id, .. }
+        | EventBody::OrderCancelled { symbol_id, .. }
         | EventBody::OrderReplaced { symbol_id, .. }
         | EventBody::ReferencePriceSet { symbol_id, .. }
         | EventBody::HaltedSet { symbol_id, .. }
