@@ -137,9 +137,18 @@ fn command(chunk: &[u8], symbols: &[SymbolId; 3], mids: &[i64; 3]) -> CommandBod
             price_ticks,
             qty_lots,
         },
-        _ => match chunk[6] % 3 {
+        _ => match chunk[6] % 5 {
             0 => CommandBody::MassCancel { portfolio_id, symbol_id: None },
             1 => CommandBody::SetHalted { symbol_id, halted: chunk[7] & 1 == 0 },
+            // Reference data, so snapshots hold reference quotes, simulated positions and fired stops.
+            2 => CommandBody::ReferenceQuote {
+                symbol_id,
+                bid_price_ticks: price_ticks,
+                bid_qty_lots: qty_lots,
+                ask_price_ticks: price_ticks + (mids[symbol] / 1000).max(1),
+                ask_qty_lots: qty_lots,
+            },
+            3 => CommandBody::ReferenceTrade { symbol_id, price_ticks, qty_lots },
             _ => CommandBody::AdvanceTime,
         },
     }
