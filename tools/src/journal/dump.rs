@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 
 /// Event type names (as in every output) and their record types.
-pub const EVENT_TYPES: [(&str, u16); 10] = [
+pub const EVENT_TYPES: [(&str, u16); 14] = [
     ("portfolio_created", record_type::PORTFOLIO_CREATED),
     ("cash_adjusted", record_type::CASH_ADJUSTED),
     ("risk_limits_set", record_type::RISK_LIMITS_SET),
@@ -35,6 +35,10 @@ pub const EVENT_TYPES: [(&str, u16); 10] = [
     ("order_replaced", record_type::ORDER_REPLACED),
     ("reference_price_set", record_type::REFERENCE_PRICE_SET),
     ("halted_set", record_type::HALTED_SET),
+    ("reference_quote_set", record_type::REFERENCE_QUOTE_SET),
+    ("reference_trade_printed", record_type::REFERENCE_TRADE_PRINTED),
+    ("conditional_accepted", record_type::CONDITIONAL_ACCEPTED),
+    ("order_triggered", record_type::ORDER_TRIGGERED),
 ];
 
 /// The name of a record type (`type 42` for one that is not an event).
