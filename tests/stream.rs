@@ -4,7 +4,8 @@
 //! around a drifting mid price in three instruments with different grids (AAPL, BTC-USD, EUR-USD),
 //! cancels and replaces of orders it has seen accepted (and of ids that no longer exist), mass
 //! cancels, reference price moves (some pushing resting orders out of the band), deposits and
-//! withdrawals, halts, risk-limit changes and jumps in time that expire DAY and GTD orders. Now and
+//! withdrawals, halts, risk-limit changes and jumps in time that expire DAY and GTD orders;
+//! conditional orders (stops, take-profits, trailing stops, some OCO-linked) and brackets. Now and
 //! then it sends something wrong on purpose. With `with_reference_data` it also sends reference
 //! quotes and trades. It learns order ids by observing the events, so the
 //! same seed yields the same stream for any correct engine.
@@ -31,6 +32,8 @@ pub struct StreamGenerator {
     known_orders: Vec<(PortfolioId, OrderId)>,
     /// Orders open as far as the events tell: id -> (portfolio, price, open quantity).
     open_orders: BTreeMap<OrderId, (PortfolioId, i64, i64)>,
+    /// The last conditional order seen accepted per portfolio (to link OCO pairs to).
+    last_conditional: BTreeMap<PortfolioId, OrderId>,
     now_ns: i64,
     setup: Vec<CommandBody>,
     /// Whether half the price moves are reference quotes and trades (see `with_reference_data`).
@@ -65,6 +68,7 @@ impl StreamGenerator {
             symbols,
             known_orders: Vec::new(),
             open_orders: BTreeMap::new(),
+            last_conditional: BTreeMap::new(),
             now_ns: 1_767_623_400 * NANOS_PER_SECOND,
             setup,
             reference_data: false,
@@ -87,6 +91,10 @@ impl StreamGenerator {
                 EventBody::OrderAccepted(a) => {
                     self.known_orders.push((a.portfolio_id, a.order_id));
                     self.open_orders.insert(a.order_id, (a.portfolio_id, a.price_ticks, a.qty_lots));
+                }
+                EventBody::ConditionalAccepted(c) => {
+                    self.known_orders.push((c.portfolio_id, c.order_id));
+                    self.last_conditional.insert(c.portfolio_id, c.order_id);
                 }
                 EventBody::OrderCancelled { order_id, .. } => {
                     self.open_orders.remove(&order_id);
@@ -133,7 +141,29 @@ impl StreamGenerator {
         let roll = self.rng.gen_range(0..1000);
         let portfolio_id = self.portfolio();
         match roll {
-            0..=619 => CommandBody::NewOrder(self.new_order(portfolio_id)),
+            0..=539 => CommandBody::NewOrder(self.new_order(portfolio_id)),
+            540..=599 => {
+                let order = self.new_order(portfolio_id);
+                CommandBody::NewOrder(self.conditional(order))
+            }
+            600..=619 => {
+                let mut entry = self.new_order(portfolio_id);
+                if self.rng.gen_ratio(1, 4) {
+                    entry = self.conditional(entry);
+                    entry.oco_order_id = 0;
+                }
+                let symbol = self.symbol_index(entry.symbol_id);
+                let mid = self.symbols[symbol].mid_ticks;
+                let step = (mid / 200).max(1);
+                let (above, below) = (mid + step * self.rng.gen_range(1..4), mid - step * self.rng.gen_range(1..4));
+                let (take_profit, stop_loss) = if entry.side == Side::Buy { (above, below) } else { (below, above) };
+                CommandBody::NewBracket {
+                    entry,
+                    take_profit_price_ticks: if self.rng.gen_ratio(1, 6) { 0 } else { take_profit },
+                    stop_loss_trigger_ticks: if self.rng.gen_ratio(1, 6) { 0 } else { stop_loss },
+                    stop_loss_limit_ticks: if self.rng.gen_ratio(1, 3) { stop_loss } else { 0 },
+                }
+            }
             620..=719 => {
                 let (owner, order_id) = self.known_order();
                 // Mostly the owner; sometimes another portfolio, which must not learn the order exists.
@@ -281,6 +311,31 @@ impl StreamGenerator {
         }
     }
 
+    fn symbol_index(&self, symbol_id: SymbolId) -> usize {
+        self.symbols.iter().position(|s| s.symbol_id == symbol_id).unwrap_or(0)
+    }
+
+    /// Turns an order into a stop, take-profit or trailing stop near the mid price, sometimes
+    /// OCO-linked to the portfolio's last conditional order, sometimes malformed.
+    fn conditional(&mut self, order: NewOrder) -> NewOrder {
+        let symbol = self.symbol_index(order.symbol_id);
+        let mid = self.symbols[symbol].mid_ticks;
+        let step = (mid / 400).max(1);
+        let trigger_price_ticks = mid + step * self.rng.gen_range(-6..=6);
+        let mut order = match self.rng.gen_range(0..10) {
+            0..=3 => order.triggered_at(TriggerKind::Stop, trigger_price_ticks),
+            4..=6 => order.triggered_at(TriggerKind::TakeProfit, trigger_price_ticks),
+            7 => NewOrder { kind: OrderKind::Market, ..order }.trailing_ticks(step * self.rng.gen_range(1..5)),
+            8 => NewOrder { kind: OrderKind::Market, ..order }.trailing_bps(self.rng.gen_range(1..300)),
+            // Malformed: no trigger price, or both trails.
+            _ => NewOrder { trail_ticks: 1, trail_bps: 1, ..order.triggered_at(TriggerKind::TrailingStop, 0) },
+        };
+        if self.rng.gen_ratio(1, 3) {
+            order.oco_order_id = self.last_conditional.get(&order.portfolio_id).copied().unwrap_or(0);
+        }
+        order
+    }
+
     fn new_order(&mut self, portfolio_id: PortfolioId) -> NewOrder {
         let symbol = self.rng.gen_range(0..self.symbols.len());
         let symbol_id = if self.rng.gen_ratio(1, 200) { 999 } else { self.symbols[symbol].symbol_id };
@@ -316,6 +371,7 @@ impl StreamGenerator {
             client_order_id,
             post_only: self.rng.gen_ratio(1, 10),
             self_trade_policy,
+            ..NewOrder::limit(portfolio_id, symbol_id, side, 0, 0)
         }
     }
 }

@@ -32,6 +32,8 @@
 //! | 10 | `HaltedSet` | 8 |
 //! | 11 | `ReferenceQuoteSet` | 40 |
 //! | 12 | `ReferenceTradePrinted` | 24 |
+//! | 13 | `ConditionalAccepted` | 104 |
+//! | 14 | `OrderTriggered` | 32 |
 //!
 //! A `Fill` whose maker or taker order id is 0 has the simulated market on that side (its portfolio
 //! is `NO_PORTFOLIO`); the layout is the same.
@@ -44,6 +46,7 @@
 //! | `OrderKind` | 1 limit, 2 market |
 //! | `TimeInForce` | 1 GTC, 2 DAY, 3 GTD, 4 IOC, 5 FOK |
 //! | `SelfTradePolicy` | 1 default, 2 cancel resting, 3 cancel incoming, 4 cancel both, 5 allow |
+//! | `TriggerKind` | 1 stop, 2 take-profit, 3 trailing stop (`none` is never encoded) |
 //! | `RejectReason`, `CancelReason` | their own stable codes (`code()`), as `u16` |
 //!
 //! These numbers are part of the journal format: never renumber one, only add. The codes are not
@@ -56,9 +59,9 @@
 //! succeeds (the `event_decode` fuzz target checks this). Decoding never panics. It checks the
 //! encoding, not the meaning: whether an event makes sense in a state is for `Engine::replay`.
 
-use crate::event::{AcceptedOrder, CancelReason, Event, EventBody, Fill, RejectReason};
+use crate::event::{AcceptedConditional, AcceptedOrder, CancelReason, Event, EventBody, Fill, RejectReason};
 use crate::risk::RiskLimits;
-use crate::types::{ClientOrderId, OrderKind, SelfTradePolicy, Side, TimeInForce};
+use crate::types::{ClientOrderId, OrderKind, SelfTradePolicy, Side, TimeInForce, TriggerKind};
 use bytemuck::{Pod, Zeroable};
 use std::mem::size_of;
 
@@ -76,9 +79,11 @@ pub mod record_type {
     pub const HALTED_SET: u16 = 10;
     pub const REFERENCE_QUOTE_SET: u16 = 11;
     pub const REFERENCE_TRADE_PRINTED: u16 = 12;
+    pub const CONDITIONAL_ACCEPTED: u16 = 13;
+    pub const ORDER_TRIGGERED: u16 = 14;
 
     /// Every event record type, in numeric order.
-    pub const ALL: [u16; 12] = [
+    pub const ALL: [u16; 14] = [
         PORTFOLIO_CREATED,
         CASH_ADJUSTED,
         RISK_LIMITS_SET,
@@ -91,6 +96,8 @@ pub mod record_type {
         HALTED_SET,
         REFERENCE_QUOTE_SET,
         REFERENCE_TRADE_PRINTED,
+        CONDITIONAL_ACCEPTED,
+        ORDER_TRIGGERED,
     ];
 }
 
@@ -230,11 +237,99 @@ struct ReferenceQuoteWire {
 
 #[derive(Clone, Copy, Pod, Zeroable)]
 #[repr(C)]
+pub(crate) struct ConditionalWire {
+    pub(crate) order_id: u64,
+    pub(crate) price_ticks: i64,
+    pub(crate) qty_lots: i64,
+    pub(crate) expire_at_ns: i64,
+    pub(crate) trigger_price_ticks: i64,
+    pub(crate) trail_ticks: i64,
+    pub(crate) trail_bps: i64,
+    pub(crate) parent_order_id: u64,
+    pub(crate) oco_order_id: u64,
+    pub(crate) client_order_id: [u8; 16],
+    pub(crate) portfolio_id: u32,
+    pub(crate) symbol_id: u16,
+    pub(crate) side: u8,
+    pub(crate) kind: u8,
+    pub(crate) time_in_force: u8,
+    pub(crate) self_trade_policy: u8,
+    pub(crate) trigger: u8,
+    pub(crate) _pad: [u8; 5],
+}
+
+impl ConditionalWire {
+    pub(crate) fn encode(c: &AcceptedConditional) -> ConditionalWire {
+        ConditionalWire {
+            order_id: c.order_id.to_le(),
+            price_ticks: c.price_ticks.to_le(),
+            qty_lots: c.qty_lots.to_le(),
+            expire_at_ns: c.expire_at_ns.to_le(),
+            trigger_price_ticks: c.trigger_price_ticks.to_le(),
+            trail_ticks: c.trail_ticks.to_le(),
+            trail_bps: c.trail_bps.to_le(),
+            parent_order_id: c.parent_order_id.to_le(),
+            oco_order_id: c.oco_order_id.to_le(),
+            client_order_id: c.client_order_id.0,
+            portfolio_id: c.portfolio_id.to_le(),
+            symbol_id: c.symbol_id.to_le(),
+            side: side_code(c.side),
+            kind: kind_code(c.kind),
+            time_in_force: time_in_force_code(c.time_in_force),
+            self_trade_policy: self_trade_policy_code(c.self_trade_policy),
+            trigger: trigger_code(c.trigger),
+            _pad: [0; 5],
+        }
+    }
+
+    /// The conditional order, or the name of the first field that holds an invalid code.
+    pub(crate) fn decode(&self) -> Result<AcceptedConditional, (&'static str, u8)> {
+        if self._pad != [0; 5] {
+            return Err(("_pad", 0));
+        }
+        let code = |field: &'static str, code: u8| (field, code);
+        Ok(AcceptedConditional {
+            order_id: u64::from_le(self.order_id),
+            portfolio_id: u32::from_le(self.portfolio_id),
+            symbol_id: u16::from_le(self.symbol_id),
+            side: side_from_code(self.side).ok_or(code("side", self.side))?,
+            kind: kind_from_code(self.kind).ok_or(code("kind", self.kind))?,
+            price_ticks: i64::from_le(self.price_ticks),
+            qty_lots: i64::from_le(self.qty_lots),
+            time_in_force: time_in_force_from_code(self.time_in_force)
+                .ok_or(code("time_in_force", self.time_in_force))?,
+            expire_at_ns: i64::from_le(self.expire_at_ns),
+            client_order_id: ClientOrderId(self.client_order_id),
+            self_trade_policy: self_trade_policy_from_code(self.self_trade_policy)
+                .ok_or(code("self_trade_policy", self.self_trade_policy))?,
+            trigger: trigger_from_code(self.trigger).ok_or(code("trigger", self.trigger))?,
+            trigger_price_ticks: i64::from_le(self.trigger_price_ticks),
+            trail_ticks: i64::from_le(self.trail_ticks),
+            trail_bps: i64::from_le(self.trail_bps),
+            parent_order_id: u64::from_le(self.parent_order_id),
+            oco_order_id: u64::from_le(self.oco_order_id),
+        })
+    }
+}
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
 struct ReferenceTradeWire {
     price_ticks: i64,
     qty_lots: i64,
     symbol_id: u16,
     _pad: [u8; 6],
+}
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct TriggeredWire {
+    order_id: u64,
+    price_ticks: i64,
+    qty_lots: i64,
+    portfolio_id: u32,
+    symbol_id: u16,
+    _pad: u16,
 }
 
 const fn aligned(size: usize) -> bool {
@@ -253,10 +348,12 @@ const _: () = {
     assert!(size_of::<HaltedWire>() == 8);
     assert!(size_of::<ReferenceQuoteWire>() == 40);
     assert!(size_of::<ReferenceTradeWire>() == 24);
+    assert!(size_of::<ConditionalWire>() == 104);
+    assert!(size_of::<TriggeredWire>() == 32);
 };
 
 /// The largest payload of any event: a buffer of this size holds every encoding.
-pub const PAYLOAD_MAX: usize = 80;
+pub const PAYLOAD_MAX: usize = 104;
 
 /// The payload length of a record type, or `None` if it is not an event type.
 pub fn payload_len(record_type: u16) -> Option<usize> {
@@ -272,6 +369,8 @@ pub fn payload_len(record_type: u16) -> Option<usize> {
         record_type::HALTED_SET => size_of::<HaltedWire>(),
         record_type::REFERENCE_QUOTE_SET => size_of::<ReferenceQuoteWire>(),
         record_type::REFERENCE_TRADE_PRINTED => size_of::<ReferenceTradeWire>(),
+        record_type::CONDITIONAL_ACCEPTED => size_of::<ConditionalWire>(),
+        record_type::ORDER_TRIGGERED => size_of::<TriggeredWire>(),
         _ => return None,
     })
 }
@@ -291,6 +390,8 @@ pub fn record_type_of(body: &EventBody) -> u16 {
         EventBody::HaltedSet { .. } => record_type::HALTED_SET,
         EventBody::ReferenceQuoteSet { .. } => record_type::REFERENCE_QUOTE_SET,
         EventBody::ReferenceTradePrinted { .. } => record_type::REFERENCE_TRADE_PRINTED,
+        EventBody::ConditionalAccepted(_) => record_type::CONDITIONAL_ACCEPTED,
+        EventBody::OrderTriggered { .. } => record_type::ORDER_TRIGGERED,
     }
 }
 
@@ -366,6 +467,25 @@ pub(crate) fn self_trade_policy_from_code(code: u8) -> Option<SelfTradePolicy> {
         3 => Some(SelfTradePolicy::CancelIncoming),
         4 => Some(SelfTradePolicy::CancelBoth),
         5 => Some(SelfTradePolicy::Allow),
+        _ => None,
+    }
+}
+
+/// `TriggerKind::None` has no code: it is never part of a conditional order (0 decodes to nothing).
+pub(crate) fn trigger_code(trigger: TriggerKind) -> u8 {
+    match trigger {
+        TriggerKind::None => 0,
+        TriggerKind::Stop => 1,
+        TriggerKind::TakeProfit => 2,
+        TriggerKind::TrailingStop => 3,
+    }
+}
+
+pub(crate) fn trigger_from_code(code: u8) -> Option<TriggerKind> {
+    match code {
+        1 => Some(TriggerKind::Stop),
+        2 => Some(TriggerKind::TakeProfit),
+        3 => Some(TriggerKind::TrailingStop),
         _ => None,
     }
 }
@@ -532,6 +652,19 @@ pub fn encode_event(body: &EventBody, out: &mut [u8]) -> (u16, usize) {
                 qty_lots: qty_lots.to_le(),
                 symbol_id: symbol_id.to_le(),
                 _pad: [0; 6],
+            },
+        ),
+        EventBody::ConditionalAccepted(c) => put(out, record_type, &ConditionalWire::encode(&c)),
+        EventBody::OrderTriggered { order_id, portfolio_id, symbol_id, price_ticks, qty_lots } => put(
+            out,
+            record_type,
+            &TriggeredWire {
+                order_id: order_id.to_le(),
+                price_ticks: price_ticks.to_le(),
+                qty_lots: qty_lots.to_le(),
+                portfolio_id: portfolio_id.to_le(),
+                symbol_id: symbol_id.to_le(),
+                _pad: 0,
             },
         ),
     }
@@ -725,6 +858,27 @@ pub fn decode_event(record_type: u16, seq: u64, timestamp_ns: i64, payload: &[u8
                 qty_lots: i64::from_le(w.qty_lots),
             }
         }
+        record_type::CONDITIONAL_ACCEPTED => {
+            let w: ConditionalWire = read(record_type, payload)?;
+            match w.decode() {
+                Ok(c) => EventBody::ConditionalAccepted(c),
+                Err(("_pad", _)) => return Err(CodecError::NonZeroPadding { record_type }),
+                Err((field, code)) => {
+                    return Err(CodecError::InvalidCode { record_type, field, code: u16::from(code) })
+                }
+            }
+        }
+        record_type::ORDER_TRIGGERED => {
+            let w: TriggeredWire = read(record_type, payload)?;
+            fields.padding(w._pad == 0)?;
+            EventBody::OrderTriggered {
+                order_id: u64::from_le(w.order_id),
+                portfolio_id: u32::from_le(w.portfolio_id),
+                symbol_id: u16::from_le(w.symbol_id),
+                price_ticks: i64::from_le(w.price_ticks),
+                qty_lots: i64::from_le(w.qty_lots),
+            }
+        }
         _ => return Err(CodecError::UnknownRecordType(record_type)),
     };
     Ok(Event { seq, timestamp_ns, body })
@@ -770,6 +924,47 @@ mod tests {
         }
     }
 
+    fn conditional() -> AcceptedConditional {
+        AcceptedConditional {
+            order_id: (3 << 48) | 78,
+            portfolio_id: 12,
+            symbol_id: 4,
+            side: Side::Sell,
+            kind: OrderKind::Limit,
+            price_ticks: 14_900,
+            qty_lots: 0,
+            time_in_force: TimeInForce::Day,
+            expire_at_ns: 1_767_700_000_000_000_000,
+            client_order_id: ClientOrderId::from_text("tp-1").unwrap(),
+            self_trade_policy: SelfTradePolicy::CancelBoth,
+            trigger: TriggerKind::TakeProfit,
+            trigger_price_ticks: 15_100,
+            trail_ticks: 3,
+            trail_bps: 0,
+            parent_order_id: (3 << 48) | 77,
+            oco_order_id: (3 << 48) | 79,
+        }
+    }
+
+    #[test]
+    fn a_conditional_order_has_a_fixed_layout() {
+        let mut buffer = [0u8; PAYLOAD_MAX];
+        let (record_type, len) = encode_event(&EventBody::ConditionalAccepted(conditional()), &mut buffer);
+        assert_eq!((record_type, len), (13, 104));
+        assert_eq!(buffer[..8], ((3u64 << 48) | 78).to_le_bytes());
+        assert_eq!(buffer[32..40], 15_100i64.to_le_bytes(), "trigger price after the expiry");
+        assert_eq!(buffer[94..104], [2, 1, 2, 4, 2, 0, 0, 0, 0, 0], "side, kind, tif, policy, trigger, padding");
+        let mut bad = buffer;
+        bad[98] = 0; // TriggerKind::None is not a conditional order
+        assert!(matches!(
+            decode_event(13, 1, 0, &bad[..104]),
+            Err(CodecError::InvalidCode { field: "trigger", code: 0, .. })
+        ));
+        bad[98] = 2;
+        bad[103] = 1;
+        assert!(matches!(decode_event(13, 1, 0, &bad[..104]), Err(CodecError::NonZeroPadding { .. })));
+    }
+
     /// One of every variant, with every enum value and both booleans somewhere.
     fn every_variant() -> Vec<EventBody> {
         let mut bodies = vec![
@@ -785,6 +980,18 @@ mod tests {
                 },
             },
             EventBody::OrderAccepted(accepted()),
+            EventBody::ConditionalAccepted(conditional()),
+            EventBody::ConditionalAccepted(AcceptedConditional {
+                trigger: TriggerKind::TrailingStop,
+                trail_ticks: 0,
+                trail_bps: 150,
+                kind: OrderKind::Market,
+                price_ticks: 0,
+                parent_order_id: 0,
+                ..conditional()
+            }),
+            EventBody::ConditionalAccepted(AcceptedConditional { trigger: TriggerKind::Stop, ..conditional() }),
+            EventBody::OrderTriggered { order_id: 9, portfolio_id: 4, symbol_id: 2, price_ticks: 10_050, qty_lots: 7 },
             EventBody::Fill(fill()),
             EventBody::Fill(Fill { taker_side: Side::Sell, ..fill() }),
             EventBody::OrderReplaced {
@@ -895,7 +1102,7 @@ mod tests {
         ];
         assert_eq!((record_type, len), (4, 80));
         assert_eq!(1_767_700_000_000_000_000i64.to_le_bytes(), expected[24..32]);
-        assert_eq!(buffer, expected);
+        assert_eq!(buffer[..80], expected);
 
         let (record_type, len) = encode_event(&EventBody::HaltedSet { symbol_id: 0x0102, halted: true }, &mut buffer);
         assert_eq!((record_type, &buffer[..len]), (10, &[2u8, 1, 1, 0, 0, 0, 0, 0][..]));
@@ -923,7 +1130,7 @@ mod tests {
         assert!(decode_event(record_type, 1, 0, &good).is_ok());
 
         assert_eq!(decode_event(0, 1, 0, &good), Err(CodecError::UnknownRecordType(0)));
-        assert_eq!(decode_event(13, 1, 0, &good), Err(CodecError::UnknownRecordType(13)));
+        assert_eq!(decode_event(15, 1, 0, &good), Err(CodecError::UnknownRecordType(15)));
         assert_eq!(
             decode_event(record_type, 1, 0, &good[..79]),
             Err(CodecError::WrongLength { record_type, expected: 80, actual: 79 })

@@ -4,7 +4,9 @@
 //! with a rejection event, never a panic. Only `timestamp_ns` going backwards is a caller bug.
 
 use crate::risk::RiskLimits;
-use crate::types::{ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce};
+use crate::types::{
+    ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce, TriggerKind,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +34,20 @@ pub enum CommandBody {
         limits: RiskLimits,
     },
     NewOrder(NewOrder),
+    /// An entry order with exits that activate on its fills: a take-profit (a take-profit-limit at
+    /// `take_profit_price_ticks`) and a stop-loss (a stop at `stop_loss_trigger_ticks`, a market
+    /// when `stop_loss_limit_ticks` is 0, else a stop-limit). Either exit may be 0 (none); with one
+    /// exit this is a one-triggers-other pair. The exits are sized to the entry's filled quantity
+    /// and cancel each other (OCO).
+    NewBracket {
+        entry: NewOrder,
+        #[serde(default)]
+        take_profit_price_ticks: i64,
+        #[serde(default)]
+        stop_loss_trigger_ticks: i64,
+        #[serde(default)]
+        stop_loss_limit_ticks: i64,
+    },
     Cancel {
         portfolio_id: PortfolioId,
         order_id: OrderId,
@@ -96,6 +112,23 @@ pub struct NewOrder {
     pub post_only: bool,
     #[serde(default)]
     pub self_trade_policy: SelfTradePolicy,
+    /// `none` for an order that goes to the book at once; otherwise the order waits off-book until
+    /// its trigger fires (see `docs/orders.md`).
+    #[serde(default)]
+    pub trigger: TriggerKind,
+    /// The trigger price of a stop or take-profit.
+    #[serde(default)]
+    pub trigger_price_ticks: i64,
+    /// A trailing stop's distance in ticks (exactly one of `trail_ticks`, `trail_bps` is set).
+    #[serde(default)]
+    pub trail_ticks: i64,
+    /// A trailing stop's distance in basis points of the best price, 1 to 9999.
+    #[serde(default)]
+    pub trail_bps: i64,
+    /// Links this conditional order with an open conditional order of the same portfolio and
+    /// symbol (0 for none): when either fires or ends, the other is cancelled.
+    #[serde(default)]
+    pub oco_order_id: OrderId,
 }
 
 impl NewOrder {
@@ -119,6 +152,11 @@ impl NewOrder {
             client_order_id: ClientOrderId::NONE,
             post_only: false,
             self_trade_policy: SelfTradePolicy::Default,
+            trigger: TriggerKind::None,
+            trigger_price_ticks: 0,
+            trail_ticks: 0,
+            trail_bps: 0,
+            oco_order_id: 0,
         }
     }
 
@@ -134,5 +172,20 @@ impl NewOrder {
 
     pub fn with_tif(self, time_in_force: TimeInForce) -> NewOrder {
         NewOrder { time_in_force, ..self }
+    }
+
+    /// This order as a stop (`TriggerKind::Stop`) or take-profit waiting for `trigger_price_ticks`.
+    pub fn triggered_at(self, trigger: TriggerKind, trigger_price_ticks: i64) -> NewOrder {
+        NewOrder { trigger, trigger_price_ticks, ..self }
+    }
+
+    /// This order as a trailing stop `trail_ticks` behind the best price.
+    pub fn trailing_ticks(self, trail_ticks: i64) -> NewOrder {
+        NewOrder { trigger: TriggerKind::TrailingStop, trail_ticks, ..self }
+    }
+
+    /// This order as a trailing stop `trail_bps` basis points behind the best price.
+    pub fn trailing_bps(self, trail_bps: i64) -> NewOrder {
+        NewOrder { trigger: TriggerKind::TrailingStop, trail_bps, ..self }
     }
 }

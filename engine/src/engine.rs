@@ -22,9 +22,12 @@
 //! No clock (time is `Command::timestamp_ns`, asserted monotonic), no randomness, no iteration over a
 //! hash map where order could reach an event or the state hash.
 
+mod triggers;
+
 use crate::book::{FastBook, LevelView, OrderBook};
 use crate::command::{Command, CommandBody, NewOrder};
-use crate::event::{AcceptedOrder, CancelReason, Event, EventBody, Fill, RejectReason};
+use crate::conditional::ConditionalBook;
+use crate::event::{AcceptedConditional, AcceptedOrder, CancelReason, Event, EventBody, Fill, RejectReason};
 use crate::instrument::{Instrument, InstrumentTable};
 use crate::ledger::{Account, Ledger, LocalLedger, CASH_MICROS_MAX};
 use crate::order::{Handle, Order, OrderStore, NIL};
@@ -32,7 +35,7 @@ use crate::position::Position;
 use crate::risk::RiskLimits;
 use crate::sim::{LiquidityMode, MarketState, SIMULATED_ORDER_ID};
 use crate::types::{
-    ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce,
+    ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce, TriggerKind,
     BASIS_POINTS_PER_UNIT, NANOS_PER_DAY,
 };
 use rustc_hash::FxHashMap;
@@ -68,6 +71,19 @@ impl Default for EngineConfig {
             owned_symbols: None,
         }
     }
+}
+
+/// How `check_new_order` treats an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CheckMode {
+    /// A new order for the book: every check, and the reservation is kept.
+    Book,
+    /// A conditional order being accepted: the checks that do not depend on where the price will
+    /// be when it fires (no band, no post-only), and the reservation is given back at once.
+    Conditional,
+    /// A conditional order firing: every check except the duplicate client id (it is its own), and
+    /// it keeps its order id.
+    Fire(OrderId),
 }
 
 /// Whether ledger reservations are being decided (live) or re-applied from events (replay).
@@ -112,6 +128,12 @@ pub struct Engine<B: OrderBook = FastBook, L: Ledger = LocalLedger> {
     pub(crate) last_trade_id: u64,
     /// Timestamp of the event being emitted or replayed.
     pub(crate) now_ns: i64,
+    /// Conditional orders waiting for their trigger, and order links.
+    pub(crate) conditionals: ConditionalBook,
+    /// Scratch for the orders one print fires (decide only, not state).
+    fired_scratch: Vec<OrderId>,
+    /// A trigger loop is running (decide only): fills inside it do not start another.
+    triggering: bool,
 }
 
 impl Engine<FastBook, LocalLedger> {
@@ -124,6 +146,7 @@ impl Engine<FastBook, LocalLedger> {
 impl<B: OrderBook, L: Ledger> Engine<B, L> {
     pub fn with_ledger(config: EngineConfig, instruments: InstrumentTable, ledger: L) -> Self {
         let orders_max = config.orders_max as usize;
+        let instruments_len = instruments.len();
         let mut symbols = vec![SymbolState::default(); instruments.len()];
         match &config.owned_symbols {
             None => symbols.iter_mut().for_each(|s| s.owned = true),
@@ -156,6 +179,9 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             order_counter: 0,
             last_trade_id: 0,
             now_ns: 0,
+            conditionals: ConditionalBook::new(instruments_len),
+            fired_scratch: Vec::new(),
+            triggering: false,
         }
     }
 
@@ -200,6 +226,21 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
 
     pub fn open_order_count(&self) -> usize {
         self.orders.len()
+    }
+
+    /// A conditional order waiting for its trigger.
+    pub fn conditional_order(&self, order_id: OrderId) -> Option<AcceptedConditional> {
+        self.conditionals.get(order_id).copied()
+    }
+
+    /// Every conditional order waiting for its trigger, by id.
+    pub fn conditional_orders(&self) -> Vec<AcceptedConditional> {
+        self.conditionals.iter().copied().collect()
+    }
+
+    /// A waiting trailing stop's current stop price.
+    pub fn trailing_stop_ticks(&self, order_id: OrderId) -> Option<i64> {
+        self.conditionals.trailing_stop_ticks(order_id)
     }
 
     /// Up to `depth` levels of one side, best first.
@@ -277,8 +318,23 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 }
             }
             CommandBody::NewOrder(order) => self.decide_new_order(&order, out),
+            CommandBody::NewBracket {
+                entry,
+                take_profit_price_ticks,
+                stop_loss_trigger_ticks,
+                stop_loss_limit_ticks,
+            } => self.decide_bracket(
+                &entry,
+                take_profit_price_ticks,
+                stop_loss_trigger_ticks,
+                stop_loss_limit_ticks,
+                out,
+            ),
             CommandBody::Cancel { portfolio_id, order_id } => match self.owned_order(portfolio_id, order_id) {
                 Some(handle) => self.cancel(out, handle, CancelReason::User),
+                None if self.owned_conditional(portfolio_id, order_id) => {
+                    self.cancel_conditional(out, order_id, CancelReason::User)
+                }
                 None => self.reject(out, portfolio_id, order_id, ClientOrderId::NONE, RejectReason::UnknownOrder),
             },
             CommandBody::Replace { portfolio_id, order_id, price_ticks, qty_lots } => {
@@ -293,7 +349,8 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 } else if price_ticks <= 0 {
                     self.reject(out, NO_PORTFOLIO, 0, ClientOrderId::NONE, RejectReason::PriceNotPositive)
                 } else {
-                    self.emit(out, EventBody::ReferencePriceSet { symbol_id, price_ticks })
+                    self.emit(out, EventBody::ReferencePriceSet { symbol_id, price_ticks });
+                    self.on_trade_price(symbol_id, price_ticks, out);
                 }
             }
             CommandBody::SetHalted { symbol_id, halted } => {
@@ -332,6 +389,10 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         (self.orders.get(handle).portfolio_id == portfolio_id).then_some(handle)
     }
 
+    fn owned_conditional(&self, portfolio_id: PortfolioId, order_id: OrderId) -> bool {
+        self.conditionals.get(order_id).is_some_and(|c| c.portfolio_id == portfolio_id)
+    }
+
     pub(crate) fn emit(&mut self, out: &mut Vec<Event>, body: EventBody) {
         let event = Event { seq: self.last_seq + 1, timestamp_ns: self.now_ns, body };
         self.evolve(&event, Mode::Live);
@@ -351,14 +412,47 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
 
     pub(crate) fn cancel(&mut self, out: &mut Vec<Event>, handle: Handle, reason: CancelReason) {
         let order = self.orders.get(handle);
+        let order_id = order.order_id;
         let body = EventBody::OrderCancelled {
-            order_id: order.order_id,
+            order_id,
             portfolio_id: order.portfolio_id,
             symbol_id: order.symbol_id,
             qty_lots: order.open_lots,
             reason,
         };
+        let children = self.conditionals.children_of(order_id);
         self.emit(out, body);
+        self.cancel_unfilled_children(out, children);
+    }
+
+    /// Cancels a waiting conditional order, then its OCO peer and the exits that never got a lot.
+    fn cancel_conditional(&mut self, out: &mut Vec<Event>, order_id: OrderId, reason: CancelReason) {
+        let c = *self.conditionals.get(order_id).expect("cancelled conditional order is waiting");
+        let children = self.conditionals.children_of(order_id);
+        self.emit(
+            out,
+            EventBody::OrderCancelled {
+                order_id,
+                portfolio_id: c.portfolio_id,
+                symbol_id: c.symbol_id,
+                qty_lots: c.qty_lots,
+                reason,
+            },
+        );
+        if c.oco_order_id != 0 && self.conditionals.get(c.oco_order_id).is_some() {
+            self.cancel_conditional(out, c.oco_order_id, CancelReason::Linked);
+        }
+        self.cancel_unfilled_children(out, children);
+    }
+
+    /// An entry ended: exits that never got a lot have nothing to protect. Exits that did stay,
+    /// sized to what the entry filled.
+    fn cancel_unfilled_children(&mut self, out: &mut Vec<Event>, children: [OrderId; 2]) {
+        for child_id in children {
+            if self.conditionals.get(child_id).is_some_and(|c| c.qty_lots == 0) {
+                self.cancel_conditional(out, child_id, CancelReason::ParentClosed);
+            }
+        }
     }
 
     fn expire_due(&mut self, out: &mut Vec<Event>) {
@@ -371,6 +465,8 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 if self.orders.get(handle).expire_at_ns == expire_at_ns {
                     self.cancel(out, handle, CancelReason::Expired);
                 }
+            } else if self.conditionals.get(order_id).is_some_and(|c| c.expire_at_ns == expire_at_ns) {
+                self.cancel_conditional(out, order_id, CancelReason::Expired);
             }
         }
     }
@@ -378,10 +474,11 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     /// Drops entries of orders that are gone once they outnumber the live ones, so the heap stays
     /// bounded under cancel churn without allocating.
     fn compact_expiries(&mut self) {
-        if self.expiries.len() > 2 * self.orders.len() + 1024 {
-            let orders = &self.orders;
+        if self.expiries.len() > 2 * (self.orders.len() + self.conditionals.len()) + 1024 {
+            let (orders, conditionals) = (&self.orders, &self.conditionals);
             self.expiries.retain(|Reverse((expire_at_ns, order_id))| {
                 orders.find(*order_id).is_some_and(|h| orders.get(h).expire_at_ns == *expire_at_ns)
+                    || conditionals.get(*order_id).is_some_and(|c| c.expire_at_ns == *expire_at_ns)
             });
         }
     }
@@ -415,7 +512,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
 
     /// Validates a new order; on success returns what the `OrderAccepted` event will carry, with
     /// the ledger's reservation and open-order count already taken.
-    fn check_new_order(&mut self, new: &NewOrder) -> Result<AcceptedOrder, RejectReason> {
+    fn check_new_order(&mut self, new: &NewOrder, mode: CheckMode) -> Result<AcceptedOrder, RejectReason> {
         let account = self.ledger.account(new.portfolio_id).ok_or(RejectReason::UnknownPortfolio)?;
         if !self.owns(new.symbol_id) {
             return Err(RejectReason::UnknownSymbol);
@@ -451,7 +548,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 if new.price_ticks <= 0 {
                     return Err(RejectReason::PriceNotPositive);
                 }
-                if let Some(reference) = reference {
+                if let Some(reference) = reference.filter(|_| mode != CheckMode::Conditional) {
                     if !instrument.within_band(new.price_ticks, reference) {
                         return Err(RejectReason::PriceOutsideBand);
                     }
@@ -469,6 +566,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             },
         };
         if !new.client_order_id.is_none()
+            && !matches!(mode, CheckMode::Fire(_))
             && self.client_order_ids.contains_key(&(new.portfolio_id, new.client_order_id))
         {
             return Err(RejectReason::DuplicateClientOrderId);
@@ -507,7 +605,11 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 return Err(RejectReason::GrossExposureExceeded);
             }
         }
-        if self.orders.is_full() {
+        let full = match mode {
+            CheckMode::Conditional => self.conditionals.len() >= self.config.orders_max as usize,
+            CheckMode::Book | CheckMode::Fire(_) => self.orders.is_full(),
+        };
+        if full {
             return Err(RejectReason::BookFull);
         }
         let reserved_cash_micros = required_cash(instrument, new.side, price_ticks, new.qty_lots, reserved_lots);
@@ -518,8 +620,16 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             self.ledger.close_order(new.portfolio_id);
             return Err(RejectReason::InsufficientBuyingPower);
         }
+        if mode == CheckMode::Conditional {
+            // Checked, not held: a conditional order reserves when it fires.
+            self.ledger.release(new.portfolio_id, reserved_cash_micros);
+            self.ledger.close_order(new.portfolio_id);
+        }
         Ok(AcceptedOrder {
-            order_id: (u64::from(self.config.shard_id) << ORDER_ID_SHARD_SHIFT) | (self.order_counter + 1),
+            order_id: match mode {
+                CheckMode::Fire(order_id) => order_id,
+                CheckMode::Book | CheckMode::Conditional => self.next_order_id(),
+            },
             portfolio_id: new.portfolio_id,
             symbol_id: new.symbol_id,
             side: new.side,
@@ -543,8 +653,18 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         })
     }
 
+    fn next_order_id(&self) -> OrderId {
+        (u64::from(self.config.shard_id) << ORDER_ID_SHARD_SHIFT) | (self.order_counter + 1)
+    }
+
     fn decide_new_order(&mut self, new: &NewOrder, out: &mut Vec<Event>) {
-        let accepted = match self.check_new_order(new) {
+        if new.trigger != TriggerKind::None {
+            return match self.check_conditional(new) {
+                Ok(accepted) => self.emit(out, EventBody::ConditionalAccepted(accepted)),
+                Err(reason) => self.reject(out, new.portfolio_id, 0, new.client_order_id, reason),
+            };
+        }
+        let accepted = match self.check_new_order(new, CheckMode::Book) {
             Ok(accepted) => accepted,
             Err(reason) => return self.reject(out, new.portfolio_id, 0, new.client_order_id, reason),
         };
@@ -556,13 +676,22 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
 
     /// Trades an order that has just joined the book (or moved in it) against the opposite side and
     /// simulated liquidity (per the instrument's liquidity mode), then cancels a remainder that may
-    /// not rest.
+    /// not rest; then lets the last trade price fire triggers.
     ///
     /// In `hybrid` mode the book is taken first at prices at least as good as the simulated touch,
     /// then simulated liquidity, then the rest of the book; in `simulated` mode simulated liquidity
     /// first, then the book (so that a remainder never rests crossed); in `book` mode, and for FOK
     /// orders, only the book.
     fn match_incoming(&mut self, out: &mut Vec<Event>, handle: Handle) {
+        let (trade_id_before, symbol_id) = (self.last_trade_id, self.orders.get(handle).symbol_id);
+        self.match_incoming_book(out, handle);
+        if self.last_trade_id != trade_id_before {
+            let price_ticks = self.symbols[usize::from(symbol_id)].last_trade_ticks;
+            self.on_trade_price(symbol_id, price_ticks, out);
+        }
+    }
+
+    fn match_incoming_book(&mut self, out: &mut Vec<Event>, handle: Handle) {
         let taker = *self.orders.get(handle);
         if taker.time_in_force == TimeInForce::Fok && !self.fok_fillable(&taker) {
             return self.cancel(out, handle, CancelReason::FokUnfillable);
@@ -689,6 +818,10 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         qty_lots: i64,
         out: &mut Vec<Event>,
     ) {
+        if self.owned_conditional(portfolio_id, order_id) {
+            let client_order_id = self.conditionals.get(order_id).map_or(ClientOrderId::NONE, |c| c.client_order_id);
+            return self.reject(out, portfolio_id, order_id, client_order_id, RejectReason::NotReplaceable);
+        }
         match self.check_replace(portfolio_id, order_id, price_ticks, qty_lots) {
             Err(reason) => {
                 let client_order_id = self.order(order_id).map_or(ClientOrderId::NONE, |o| o.client_order_id);
@@ -799,6 +932,12 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             }
             handle = order.portfolio_next;
         }
+        for order_id in self.conditionals.ids_of(portfolio_id, symbol_id) {
+            // An OCO peer or an exit may have gone with an order cancelled before it.
+            if self.conditionals.get(order_id).is_some() {
+                self.cancel_conditional(out, order_id, CancelReason::User);
+            }
+        }
     }
 
     // ----------------------------------------------------------------------------------------
@@ -828,17 +967,31 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             }
             EventBody::RiskLimitsSet { portfolio_id, limits } => self.ledger.set_limits(portfolio_id, limits),
             EventBody::OrderAccepted(accepted) => self.evolve_accepted(&accepted, mode),
+            EventBody::ConditionalAccepted(accepted) => self.evolve_conditional_accepted(&accepted),
+            EventBody::OrderTriggered { order_id, .. } => {
+                let c = self.conditionals.remove(order_id);
+                if !c.client_order_id.is_none() {
+                    self.client_order_ids.remove(&(c.portfolio_id, c.client_order_id));
+                }
+            }
             EventBody::Rejected { .. } => {}
             EventBody::Fill(fill) => self.evolve_fill(&fill, event.timestamp_ns),
-            EventBody::OrderCancelled { order_id, .. } => {
-                let handle = self.orders.find(order_id).expect("cancelled order is open");
-                self.close_order(handle);
-            }
+            EventBody::OrderCancelled { order_id, .. } => match self.orders.find(order_id) {
+                Some(handle) => self.close_order(handle),
+                None => {
+                    let c = self.conditionals.remove(order_id);
+                    self.conditionals.parent_ended(order_id);
+                    if !c.client_order_id.is_none() {
+                        self.client_order_ids.remove(&(c.portfolio_id, c.client_order_id));
+                    }
+                }
+            },
             EventBody::OrderReplaced {
                 order_id, price_ticks, qty_lots, priority_kept, reserved_cash_micros, ..
             } => self.evolve_replaced(order_id, price_ticks, qty_lots, priority_kept, reserved_cash_micros, mode),
             EventBody::ReferencePriceSet { symbol_id, price_ticks } => {
-                self.symbols[usize::from(symbol_id)].reference_ticks = price_ticks
+                self.symbols[usize::from(symbol_id)].reference_ticks = price_ticks;
+                self.conditionals.observe_trade(symbol_id, price_ticks);
             }
             EventBody::HaltedSet { symbol_id, halted } => self.symbols[usize::from(symbol_id)].halted = halted,
             EventBody::ReferenceQuoteSet {
@@ -857,6 +1010,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 state.market.last_trade_ticks = price_ticks;
                 state.reference_ticks = price_ticks;
                 self.advance_queues(symbol_id, price_ticks, qty_lots);
+                self.conditionals.observe_trade(symbol_id, price_ticks);
             }
         }
     }
@@ -866,20 +1020,34 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             self.ledger.force_open_order(accepted.portfolio_id);
             self.ledger.force_reserve(accepted.portfolio_id, accepted.reserved_cash_micros);
         }
-        self.order_counter = accepted.order_id & ORDER_COUNTER_MASK;
+        // A fired conditional order keeps the (older) id it was accepted with.
+        self.order_counter = self.order_counter.max(accepted.order_id & ORDER_COUNTER_MASK);
         let mut order = Order::from_accepted(accepted);
         order.queue_ahead_lots = self.queue_ahead_on_joining(accepted.symbol_id, accepted.side, accepted.price_ticks);
         let portfolio_index = accepted.portfolio_id as usize;
         if self.portfolio_heads.len() <= portfolio_index {
             self.portfolio_heads.resize(portfolio_index + 1, NIL);
         }
-        let head = self.portfolio_heads[portfolio_index];
-        order.portfolio_next = head;
-        let handle = self.orders.insert(order);
-        if head != NIL {
-            self.orders.get_mut(head).portfolio_prev = handle;
+        // The list runs by order id, newest first. A fired conditional order joins with its older
+        // id, after the newer orders (a walk over those only), so the list stays in id order and a
+        // snapshot can rebuild it from ids alone.
+        let mut previous = NIL;
+        let mut next = self.portfolio_heads[portfolio_index];
+        while next != NIL && self.orders.get(next).order_id > accepted.order_id {
+            previous = next;
+            next = self.orders.get(next).portfolio_next;
         }
-        self.portfolio_heads[portfolio_index] = handle;
+        order.portfolio_prev = previous;
+        order.portfolio_next = next;
+        let handle = self.orders.insert(order);
+        if next != NIL {
+            self.orders.get_mut(next).portfolio_prev = handle;
+        }
+        if previous == NIL {
+            self.portfolio_heads[portfolio_index] = handle;
+        } else {
+            self.orders.get_mut(previous).portfolio_next = handle;
+        }
 
         let position = self.positions.entry((accepted.portfolio_id, accepted.symbol_id)).or_default();
         match accepted.side {
@@ -905,6 +1073,13 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         self.last_trade_id = fill.trade_id;
         self.symbols[usize::from(fill.symbol_id)].last_trade_ticks = fill.price_ticks;
         let day = timestamp_ns.div_euclid(NANOS_PER_DAY);
+        // Exits grow before an entry that fills completely is forgotten (the simulated market has
+        // no order, so no exits).
+        for order_id in [fill.maker_order_id, fill.taker_order_id] {
+            if order_id != SIMULATED_ORDER_ID {
+                self.conditionals.on_parent_fill(order_id, fill.qty_lots);
+            }
+        }
         // The simulated market has no order: its side only moves its net position.
         for (order_id, fee, side) in [
             (fill.maker_order_id, fill.maker_fee_micros, fill.taker_side.opposite()),
@@ -917,6 +1092,18 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 self.settle_side(handle, fill, fee, day);
             }
         }
+        self.conditionals.observe_trade(fill.symbol_id, fill.price_ticks);
+    }
+
+    fn evolve_conditional_accepted(&mut self, accepted: &AcceptedConditional) {
+        self.order_counter = self.order_counter.max(accepted.order_id & ORDER_COUNTER_MASK);
+        if !accepted.client_order_id.is_none() {
+            self.client_order_ids.insert((accepted.portfolio_id, accepted.client_order_id), accepted.order_id);
+        }
+        if accepted.expire_at_ns != i64::MAX {
+            self.expiries.push(Reverse((accepted.expire_at_ns, accepted.order_id)));
+        }
+        self.conditionals.insert(*accepted, accepted.trigger_price_ticks);
     }
 
     /// Books one side of a fill: the order's open quantity and reservation, the position, margin,
@@ -1026,6 +1213,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     /// Drops a finished order (out of the book already) from the store and every index.
     fn forget_order(&mut self, handle: Handle) {
         let order = self.orders.remove(handle);
+        self.conditionals.parent_ended(order.order_id);
         self.ledger.close_order(order.portfolio_id);
         if order.portfolio_prev != NIL {
             self.orders.get_mut(order.portfolio_prev).portfolio_next = order.portfolio_next;
@@ -1174,6 +1362,36 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 put(value);
             }
         }
+        put(-2);
+        for c in self.conditionals.iter() {
+            for value in [
+                c.order_id as i64,
+                i64::from(c.portfolio_id),
+                i64::from(c.symbol_id),
+                c.side as i64,
+                c.kind as i64,
+                c.price_ticks,
+                c.qty_lots,
+                c.time_in_force as i64,
+                c.expire_at_ns,
+                i64::from_le_bytes(c.client_order_id.0[..8].try_into().expect("8 bytes")),
+                i64::from_le_bytes(c.client_order_id.0[8..].try_into().expect("8 bytes")),
+                c.self_trade_policy as i64,
+                c.trigger as i64,
+                c.trigger_price_ticks,
+                c.trail_ticks,
+                c.trail_bps,
+                c.parent_order_id as i64,
+                c.oco_order_id as i64,
+            ] {
+                put(value);
+            }
+        }
+        put(-3);
+        for (order_id, best_ticks) in self.conditionals.trailing_bests() {
+            put(order_id as i64);
+            put(best_ticks);
+        }
         if self.ledger.is_exclusive() {
             self.ledger.for_each_account(&mut |portfolio_id, a| {
                 for value in a.hash_words(portfolio_id) {
@@ -1275,7 +1493,29 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             }
         }
         ensure!(resting_count == self.orders.len(), "an order is open but not in a book");
-        ensure!(self.client_order_ids.len() <= self.orders.len(), "the client order id index holds closed orders");
+        ensure!(
+            self.client_order_ids.len() <= self.orders.len() + self.conditionals.len(),
+            "the client order id index holds closed orders"
+        );
+        self.conditionals.verify()?;
+        for c in self.conditionals.iter() {
+            ensure!(self.owns(c.symbol_id), "conditional order {} is in a symbol the shard does not own", c.order_id);
+            ensure!(self.ledger.account(c.portfolio_id).is_some(), "conditional order {} has no portfolio", c.order_id);
+            ensure!(self.orders.find(c.order_id).is_none(), "order {} is both waiting and in the book", c.order_id);
+            if !c.client_order_id.is_none() {
+                ensure!(
+                    self.client_order_ids.get(&(c.portfolio_id, c.client_order_id)) == Some(&c.order_id),
+                    "conditional order {} is missing from the client order id index",
+                    c.order_id
+                );
+            }
+        }
+        for parent_order_id in self.conditionals.parents() {
+            ensure!(
+                self.orders.find(parent_order_id).is_some() || self.conditionals.get(parent_order_id).is_some(),
+                "entry {parent_order_id} has ended but still has exits registered"
+            );
+        }
 
         // The simulated market is the counterparty of simulated fills: its net position counts too.
         let mut net_by_symbol: FxHashMap<SymbolId, i128> = FxHashMap::default();

@@ -5,7 +5,9 @@
 //! shard (a cash reservation against the shared ledger) rather than leaving replay to decide again.
 
 use crate::risk::RiskLimits;
-use crate::types::{ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce};
+use crate::types::{
+    ClientOrderId, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side, SymbolId, TimeInForce, TriggerKind,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +43,18 @@ pub enum EventBody {
         order_id: OrderId,
         client_order_id: ClientOrderId,
         reason: RejectReason,
+    },
+    /// A conditional order passed its checks and waits off-book for its trigger. Nothing is reserved
+    /// until it fires (see `docs/orders.md`).
+    ConditionalAccepted(AcceptedConditional),
+    /// A conditional order's trigger fired on a trade at `price_ticks`. It leaves the conditional
+    /// store; the next event is its `OrderAccepted` (same order id) or its rejection and cancel.
+    OrderTriggered {
+        order_id: OrderId,
+        portfolio_id: PortfolioId,
+        symbol_id: SymbolId,
+        price_ticks: i64,
+        qty_lots: i64,
     },
     Fill(Fill),
     OrderCancelled {
@@ -106,6 +120,35 @@ pub struct AcceptedOrder {
     pub reserved_lots: i64,
 }
 
+/// A conditional order as accepted. `trigger` is never `TriggerKind::None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedConditional {
+    pub order_id: OrderId,
+    pub portfolio_id: PortfolioId,
+    pub symbol_id: SymbolId,
+    pub side: Side,
+    /// What the order becomes when it fires: a market, or a limit at `price_ticks`.
+    pub kind: OrderKind,
+    /// The limit price once fired; 0 for a market.
+    pub price_ticks: i64,
+    /// 0 for a bracket exit whose entry has not filled yet: its quantity grows with the entry's fills.
+    pub qty_lots: i64,
+    pub time_in_force: TimeInForce,
+    /// When the order expires, waiting or fired; `i64::MAX` for none.
+    pub expire_at_ns: i64,
+    pub client_order_id: ClientOrderId,
+    pub self_trade_policy: SelfTradePolicy,
+    pub trigger: TriggerKind,
+    /// A stop's or take-profit's trigger price; a trailing stop's starting best price.
+    pub trigger_price_ticks: i64,
+    pub trail_ticks: i64,
+    pub trail_bps: i64,
+    /// The entry this order is an exit of (0 for none).
+    pub parent_order_id: OrderId,
+    /// The order this one cancels, and is cancelled by, when either fires or ends (0 for none).
+    pub oco_order_id: OrderId,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fill {
     pub trade_id: u64,
@@ -161,6 +204,14 @@ pub enum RejectReason {
     /// A reference quote with a price that is not positive, a crossed or locked quote, or a
     /// negative size.
     InvalidQuote = 28,
+    /// A conditional order's trigger is missing or malformed: a trigger price that is not
+    /// positive, a trail that is not exactly one of 1+ ticks or 1 to 9999 bps, a trailing stop with
+    /// no price to trail, post-only or FOK on a conditional order, or an OCO link that is not to
+    /// a waiting conditional order of the same portfolio and symbol with no link yet.
+    InvalidTrigger = 29,
+    /// Replace applies to orders in the book; a waiting conditional order is cancelled and sent
+    /// again instead.
+    NotReplaceable = 30,
 }
 
 impl Fill {
@@ -176,7 +227,7 @@ impl Fill {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 28] = [
+    pub const ALL: [RejectReason; 30] = [
         RejectReason::UnknownPortfolio,
         RejectReason::PortfolioExists,
         RejectReason::UnknownSymbol,
@@ -205,6 +256,8 @@ impl RejectReason {
         RejectReason::InvalidAmount,
         RejectReason::ReplaceNoChange,
         RejectReason::InvalidQuote,
+        RejectReason::InvalidTrigger,
+        RejectReason::NotReplaceable,
     ];
 
     pub fn code(self) -> u16 {
@@ -236,10 +289,16 @@ pub enum CancelReason {
     /// The remainder of an IOC or market order beyond what simulated liquidity allows one order
     /// (a share of the displayed size or of the average daily volume).
     LiquidityExhausted = 7,
+    /// The order's OCO peer fired or ended.
+    Linked = 8,
+    /// A conditional order fired but failed its risk checks; a `Rejected` with the reason precedes.
+    TriggerRejected = 9,
+    /// A bracket exit whose entry ended before any of it filled.
+    ParentClosed = 10,
 }
 
 impl CancelReason {
-    pub const ALL: [CancelReason; 7] = [
+    pub const ALL: [CancelReason; 10] = [
         CancelReason::User,
         CancelReason::IocRemainder,
         CancelReason::FokUnfillable,
@@ -247,6 +306,9 @@ impl CancelReason {
         CancelReason::Expired,
         CancelReason::NoLiquidity,
         CancelReason::LiquidityExhausted,
+        CancelReason::Linked,
+        CancelReason::TriggerRejected,
+        CancelReason::ParentClosed,
     ];
 
     pub fn code(self) -> u16 {

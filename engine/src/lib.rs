@@ -36,6 +36,7 @@
 pub mod book;
 pub mod codec;
 pub mod command;
+pub(crate) mod conditional;
 pub mod decimal;
 pub mod engine;
 pub mod event;
@@ -52,7 +53,7 @@ pub use book::{FastBook, LevelView, OrderBook, ReferenceBook};
 pub use codec::{decode_event, encode_event, CodecError, PAYLOAD_MAX};
 pub use command::{Command, CommandBody, NewOrder};
 pub use engine::{Engine, EngineConfig, NO_PORTFOLIO};
-pub use event::{AcceptedOrder, CancelReason, Event, EventBody, Fill, RejectReason};
+pub use event::{AcceptedConditional, AcceptedOrder, CancelReason, Event, EventBody, Fill, RejectReason};
 pub use instrument::{AssetClass, Instrument, InstrumentTable};
 pub use ledger::{Account, Ledger, LocalLedger};
 pub use order::Order;

@@ -8,16 +8,19 @@
 //!
 //! # What is stored and what is rebuilt
 //! Stored is the logical state, the same that `state_hash` covers: the counters (last sequence
-//! number, order counter, last trade id, last timestamp), each symbol's halt flag, reference price
-//! last trade price and reference market (`sim::MarketState`), every open order in book priority order (per symbol, bids then asks), every
-//! position, and, when the ledger is exclusive to the engine, the accounts.
+//! number, order counter, last trade id, last timestamp), each symbol's halt flag, reference price,
+//! last trade price and reference market (`sim::MarketState`), every open order in book priority
+//! order (per symbol, bids then asks) with its queue position, every position, when the ledger is
+//! exclusive to the engine the accounts, and every conditional order waiting for its trigger (with a
+//! trailing stop's best price so far).
 //!
 //! Rebuilt is everything derived from that: the order store and its handles, the books (orders are
 //! inserted in the stored order, so each level's FIFO is exactly the original), the per-portfolio
 //! order lists (in acceptance order, which is order id order, as mass cancel walks them), the client
 //! order id index, the expiry heap (the original's entries for orders already gone are dropped; they
 //! were skipped when popped anyway), the positions' open and reserved lot sums, and the hash maps,
-//! sized as `Engine::with_ledger` sizes them. Nothing about memory layout is stored, so a snapshot
+//! sized as `Engine::with_ledger` sizes them; the trigger indexes and the entry-to-exits links of
+//! brackets. Nothing about memory layout is stored, so a snapshot
 //! of a `FastBook` engine restores into a `ReferenceBook` engine and vice versa.
 //!
 //! A ledger shared by several shards (not exclusive) belongs to none of them: its accounts are
@@ -29,7 +32,7 @@
 //! own (an accepted order sits in a crossed book until its fills are applied); `from_snapshot`
 //! refuses those, because it accepts only states that pass `check_invariants`.
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //! A header, then the records, each a `#[repr(C)]` [`bytemuck::Pod`] struct with little-endian
 //! integers, explicit zero padding, and codes instead of enums and bools (those of `codec`). Every
 //! size is a multiple of 8.
@@ -41,6 +44,7 @@
 //! | open order (with its queue position) | 96 | one per open order: symbol ascending, bids then asks, priority order |
 //! | position (without the derived lot sums) | 48 | one per entry, (portfolio, symbol) ascending |
 //! | account | 104 | flag bit 0 set: one per account, portfolio ascending; else none |
+//! | conditional order (the `ConditionalAccepted` payload, then the best price) | 112 | one per waiting order, id ascending |
 //!
 //! A ledger snapshot is a 16-byte header (magic `SIMEXLDG`, version, count) and account records.
 //! There is no checksum: the file that carries a snapshot has one.
@@ -68,7 +72,7 @@
 use crate::book::OrderBook;
 use crate::codec::{
     bool_from_code, kind_code, kind_from_code, self_trade_policy_code, self_trade_policy_from_code, side_code,
-    side_from_code, time_in_force_code, time_in_force_from_code,
+    side_from_code, time_in_force_code, time_in_force_from_code, ConditionalWire,
 };
 use crate::engine::{Engine, EngineConfig, ORDER_COUNTER_MASK, ORDER_ID_SHARD_SHIFT};
 use crate::instrument::InstrumentTable;
@@ -83,7 +87,7 @@ use std::cmp::Reverse;
 use std::mem::size_of;
 
 /// The snapshot format version this code writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 const ENGINE_MAGIC: [u8; 8] = *b"SIMEXSNP";
 const LEDGER_MAGIC: [u8; 8] = *b"SIMEXLDG";
 /// Header flag: account records follow the positions.
@@ -132,7 +136,7 @@ struct EngineHeader {
     order_count: u32,
     position_count: u32,
     account_count: u32,
-    _pad1: u32,
+    conditional_count: u32,
 }
 
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -221,7 +225,16 @@ const _: () = {
     assert!(size_of::<OrderRecord>() == 96);
     assert!(size_of::<PositionRecord>() == 48);
     assert!(size_of::<AccountRecord>() == 104);
+    assert!(size_of::<ConditionalRecord>() == 112);
 };
+
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct ConditionalRecord {
+    order: ConditionalWire,
+    /// A trailing stop's best price so far; 0 for other orders.
+    best_ticks: i64,
+}
 
 fn invalid(record: &'static str, index: usize, field: &'static str) -> SnapshotError {
     SnapshotError::InvalidField { record, index, field }
@@ -570,6 +583,11 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         }
         let (flags, account_count) =
             if self.ledger.is_exclusive() { (FLAG_ACCOUNTS, account_records(&self.ledger, &mut out)) } else { (0, 0) };
+        let bests = self.conditionals.trailing_bests();
+        for c in self.conditionals.iter() {
+            let best_ticks = bests.binary_search_by_key(&c.order_id, |(id, _)| *id).map_or(0, |at| bests[at].1);
+            push(&mut out, &ConditionalRecord { order: ConditionalWire::encode(c), best_ticks: best_ticks.to_le() });
+        }
         let count = |n: usize| u32::try_from(n).expect("fewer than 2^32 records of a kind");
         let header = EngineHeader {
             magic: ENGINE_MAGIC,
@@ -585,7 +603,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             order_count: order_count.to_le(),
             position_count: count(positions.len()).to_le(),
             account_count: account_count.to_le(),
-            _pad1: 0,
+            conditional_count: count(self.conditionals.len()).to_le(),
         };
         out[..size_of::<EngineHeader>()].copy_from_slice(bytemuck::bytes_of(&header));
         out
@@ -611,11 +629,12 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let flags = u32::from_le(header.flags);
-        let (symbol_count, order_count, position_count, account_count) = (
+        let (symbol_count, order_count, position_count, account_count, conditional_count) = (
             u32::from_le(header.symbol_count),
             u32::from_le(header.order_count),
             u32::from_le(header.position_count),
             u32::from_le(header.account_count),
+            u32::from_le(header.conditional_count),
         );
         check_length(
             implied_length(
@@ -625,11 +644,12 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                     (order_count, size_of::<OrderRecord>()),
                     (position_count, size_of::<PositionRecord>()),
                     (account_count, size_of::<AccountRecord>()),
+                    (conditional_count, size_of::<ConditionalRecord>()),
                 ],
             ),
             bytes,
         )?;
-        if header._pad0 != 0 || header._pad1 != 0 {
+        if header._pad0 != 0 {
             return Err(invalid("header", 0, "padding"));
         }
         if flags & !FLAG_ACCOUNTS != 0 || (flags & FLAG_ACCOUNTS == 0 && account_count != 0) {
@@ -641,7 +661,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         if symbol_count as usize != instruments.len() {
             return Err(SnapshotError::ConfigMismatch("number of instruments"));
         }
-        if order_count > config.orders_max {
+        if order_count > config.orders_max || conditional_count > config.orders_max {
             return Err(SnapshotError::ConfigMismatch("more open orders than orders_max"));
         }
         if (flags & FLAG_ACCOUNTS != 0) != ledger.is_exclusive() {
@@ -697,6 +717,19 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             engine.positions.insert(key, position);
         }
         engine.restore_orders(&orders)?;
+        let mut conditionals = Vec::with_capacity(conditional_count as usize);
+        for index in 0..conditional_count as usize {
+            let record: ConditionalRecord = reader.take()?;
+            let c = record.order.decode().map_err(|(field, _)| invalid("conditional", index, field))?;
+            if conditionals
+                .last()
+                .is_some_and(|(previous, _): &(crate::event::AcceptedConditional, i64)| previous.order_id >= c.order_id)
+            {
+                return Err(SnapshotError::NotCanonical("conditional"));
+            }
+            conditionals.push((c, i64::from_le(record.best_ticks)));
+        }
+        engine.restore_conditionals(&conditionals)?;
         for (key, position) in &engine.positions {
             if position.is_flat_and_idle() && position.realized_pnl_micros == 0 && position.fees_micros == 0 {
                 return Err(inconsistent(format!("position {key:?} is empty and would not be kept")));
@@ -720,6 +753,66 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             return Err(inconsistent(format!("{what} of portfolio {portfolio_id}, which has no account")));
         }
         Ok(())
+    }
+
+    /// Checks the waiting conditional orders for what their indexes assert, then files them and
+    /// rebuilds the entry-to-exits links.
+    fn restore_conditionals(
+        &mut self,
+        conditionals: &[(crate::event::AcceptedConditional, i64)],
+    ) -> Result<(), SnapshotError> {
+        let shard_id = u64::from(self.config.shard_id);
+        let by_id: std::collections::BTreeMap<u64, &crate::event::AcceptedConditional> =
+            conditionals.iter().map(|(c, _)| (c.order_id, c)).collect();
+        for &(c, best_ticks) in conditionals {
+            let id = c.order_id;
+            self.check_portfolio_and_symbol("conditional order", c.portfolio_id, c.symbol_id)?;
+            let counter = id & ORDER_COUNTER_MASK;
+            if id >> ORDER_ID_SHARD_SHIFT != shard_id || counter == 0 || counter > self.order_counter {
+                return Err(inconsistent(format!("order id {id} is not one this shard has issued")));
+            }
+            if self.orders.find(id).is_some() || c.qty_lots < 0 || c.oco_order_id == id || c.parent_order_id == id {
+                return Err(inconsistent(format!("conditional order {id} is malformed")));
+            }
+            let trailing = c.trigger == crate::types::TriggerKind::TrailingStop;
+            let trail_ok = if trailing {
+                best_ticks > 0
+                    && c.trigger_price_ticks > 0
+                    && ((c.trail_ticks > 0 && c.trail_bps == 0)
+                        || (c.trail_ticks == 0 && (1..10_000).contains(&c.trail_bps)))
+            } else {
+                best_ticks == 0 && c.trail_ticks == 0 && c.trail_bps == 0
+            };
+            if !trail_ok {
+                return Err(inconsistent(format!("conditional order {id} has an invalid trail")));
+            }
+            // `insert` files an OCO link both ways: the records must already agree.
+            if c.oco_order_id != 0 && by_id.get(&c.oco_order_id).is_none_or(|peer| peer.oco_order_id != id) {
+                return Err(inconsistent(format!("OCO link of order {id} is one-sided")));
+            }
+            if !c.client_order_id.is_none()
+                && self.client_order_ids.insert((c.portfolio_id, c.client_order_id), id).is_some()
+            {
+                return Err(inconsistent(format!("client order id of order {id} is used twice")));
+            }
+            if c.expire_at_ns != i64::MAX {
+                self.expiries.push(Reverse((c.expire_at_ns, id)));
+            }
+            // Links are filed both ways by `insert`; the one-sided case is caught by the invariants.
+            let mut unlinked = c;
+            unlinked.parent_order_id = 0;
+            self.conditionals.insert(unlinked, best_ticks);
+        }
+        for &(c, _) in conditionals {
+            self.conditionals.set_parent(c.order_id, c.parent_order_id);
+        }
+        let (orders, conditionals) = (&self.orders, &self.conditionals);
+        let live: std::collections::BTreeSet<u64> = conditionals
+            .iter()
+            .map(|c| c.order_id)
+            .chain(conditionals.iter().map(|c| c.parent_order_id).filter(|&id| orders.find(id).is_some()))
+            .collect();
+        self.conditionals.rebuild_children(|id| live.contains(&id)).map_err(inconsistent)
     }
 
     /// Checks the open orders (in snapshot order) for everything the store and books assert, then

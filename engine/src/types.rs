@@ -52,6 +52,26 @@ pub enum OrderKind {
     Market,
 }
 
+/// What makes a conditional order fire. A triggered order becomes the `OrderKind` it names: a market
+/// (stop-market, take-profit, trailing stop) or a limit at its `price_ticks` (stop-limit,
+/// take-profit-limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// Not conditional: the order goes to the book at once.
+    #[default]
+    None,
+    /// Fires when a trade prints at or beyond `trigger_price_ticks` against the position: a buy stop
+    /// at or above it, a sell stop at or below it.
+    Stop,
+    /// Fires when a trade prints at or beyond `trigger_price_ticks` in the position's favour (market
+    /// if touched): a buy at or below it, a sell at or above it.
+    TakeProfit,
+    /// A stop that follows the best price printed since acceptance at a distance of `trail_ticks`
+    /// or `trail_bps`, and only ever tightens.
+    TrailingStop,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeInForce {

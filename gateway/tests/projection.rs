@@ -16,7 +16,7 @@ use simex::runtime::{Durability, JournalSettings, Response, Runtime, RuntimeConf
 use simex_engine::codec::decode_event;
 use simex_engine::{CommandBody, Event, EventBody, InstrumentTable, NewOrder, OrderId, Side, TimeInForce};
 use simex_journal::JournalReader;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -277,6 +277,8 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
     // (portfolio, symbol) -> [net, bought, sold, bought notional, sold notional, fees, at, last seq]
     let mut positions: BTreeMap<(u32, u16), [i64; 8]> = BTreeMap::new();
     let mut offsets: BTreeMap<u32, u64> = BTreeMap::new();
+    // Conditional orders waiting for their trigger: no order row until they fire.
+    let mut waiting: BTreeSet<u64> = BTreeSet::new();
     for &(shard, event) in events {
         let (seq, at) = (event.seq, event.timestamp_ns);
         offsets.insert(shard, seq);
@@ -367,6 +369,13 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                 touch(f.maker_portfolio_id, &|p| p[5] += f.maker_fee_micros);
                 touch(f.taker_portfolio_id, &|p| p[5] += f.taker_fee_micros);
             }
+            EventBody::ConditionalAccepted(c) => {
+                waiting.insert(c.order_id);
+            }
+            EventBody::OrderTriggered { order_id, .. } => {
+                waiting.remove(&order_id);
+            }
+            EventBody::OrderCancelled { order_id, .. } if waiting.remove(&order_id) => {}
             EventBody::OrderCancelled { order_id, reason, .. } => {
                 let order = orders.get_mut(&order_id).expect("a cancel of a known order");
                 order.open_lots = 0;

@@ -6,9 +6,12 @@
 //! - `properties`: invariants over random streams (proptest).
 //! - `runtime`: the sharded runtime: wait strategies, cross-shard cash, backpressure, shutdown.
 //! - `simulated`: reference prices, simulated liquidity, impact, liquidity limits, trade-through.
+//! - `conditional`: stops, take-profits, trailing stops, OCO and brackets on scripted price paths,
+//!   and their properties over random streams.
 //! - `codec`: the journal's event encoding and engine snapshots on random streams.
 
 mod codec;
+mod conditional;
 mod differential;
 mod properties;
 mod runtime;

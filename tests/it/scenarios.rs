@@ -715,6 +715,21 @@ fn every_rejection_reason_is_produced_and_changes_nothing() {
         seen,
     );
 
+    // Conditional orders: a malformed trigger, and a replace of an order that is not in the book.
+    let no_price = buy(1, 15_000, 1).triggered_at(TriggerKind::Stop, 0);
+    expect_rejected(&mut h, CommandBody::NewOrder(no_price), RejectReason::InvalidTrigger, seen);
+    let events = h.order(buy(1, 15_000, 1).triggered_at(TriggerKind::Stop, 15_500));
+    let [Event { body: EventBody::ConditionalAccepted(waiting), .. }] = events[..] else {
+        panic!("stop not accepted: {events:?}");
+    };
+    let waiting = waiting.order_id;
+    expect_rejected(
+        &mut h,
+        CommandBody::Replace { portfolio_id: 1, order_id: waiting, price_ticks: 15_100, qty_lots: 1 },
+        RejectReason::NotReplaceable,
+        seen,
+    );
+
     // Off-grid decimals never reach the engine: the conversion from text refuses them, and the
     // gateways report these two reasons.
     let instrument = h.engine.instruments().by_symbol(AAPL).unwrap().clone();

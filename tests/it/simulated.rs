@@ -556,3 +556,56 @@ fn random_streams_with_reference_data_agree_across_books_replay_and_snapshots() 
         assert_eq!(restored.state_hash(), fast.state_hash(), "seed {seed}: snapshot differs");
     }
 }
+
+#[test]
+fn a_stop_fires_on_a_reference_trade_not_on_a_quote_and_sells_into_simulated_liquidity() {
+    let mut h = market();
+    quote(&mut h, AAPL, (14_999, 5_000), (15_000, 5_000));
+    let symbol_id = h.symbol(AAPL);
+    let events = h.order(NewOrder::market(1, symbol_id, Side::Sell, 10).triggered_at(TriggerKind::Stop, 14_950));
+    let [Event { body: EventBody::ConditionalAccepted(waiting), .. }] = events[..] else {
+        panic!("stop not accepted: {events:?}");
+    };
+    let triggered = |events: &[Event]| {
+        events
+            .iter()
+            .filter_map(|e| match e.body {
+                EventBody::OrderTriggered { order_id, price_ticks, .. } => Some((order_id, price_ticks)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // A quote below the stop is not a trade: nothing fires.
+    let events = quote(&mut h, AAPL, (14_940, 5_000), (14_941, 5_000));
+    assert_eq!(triggered(&events), vec![]);
+    // A reference trade below it fires it, and the market sell takes the simulated bid.
+    let events = trade(&mut h, AAPL, 14_940, 100);
+    assert_eq!(triggered(&events), vec![(waiting.order_id, 14_940)]);
+    let fills = fills(&events);
+    assert_eq!(fills.iter().map(|f| f.qty_lots).sum::<i64>(), 10, "{events:?}");
+    assert!(fills.iter().all(|f| f.maker_is_simulated() && f.taker_order_id == waiting.order_id));
+    assert!(fills.iter().all(|f| f.price_ticks <= 14_940));
+    assert_eq!(h.position(1, AAPL).qty_lots, -10);
+}
+
+#[test]
+fn trailing_stops_follow_reference_trades_live_and_in_replay() {
+    let mut h = market();
+    quote(&mut h, AAPL, (14_999, 5_000), (15_000, 5_000));
+    trade(&mut h, AAPL, 15_000, 10);
+    let symbol_id = h.symbol(AAPL);
+    let events = h.order(NewOrder::market(1, symbol_id, Side::Sell, 10).trailing_ticks(20));
+    assert!(matches!(events[..], [Event { body: EventBody::ConditionalAccepted(_), .. }]), "{events:?}");
+    // The best moves up to 15_050 (stop 15_030); 15_040 fires nothing, 15_030 fires it.
+    quote(&mut h, AAPL, (15_049, 5_000), (15_050, 5_000));
+    trade(&mut h, AAPL, 15_050, 10);
+    let quiet = trade(&mut h, AAPL, 15_040, 10);
+    assert!(!quiet.iter().any(|e| matches!(e.body, EventBody::OrderTriggered { .. })), "{quiet:?}");
+    let events = trade(&mut h, AAPL, 15_030, 10);
+    assert!(
+        events.iter().any(|e| matches!(e.body, EventBody::OrderTriggered { price_ticks: 15_030, .. })),
+        "{events:?}"
+    );
+    assert_eq!(h.position(1, AAPL).qty_lots, -10);
+    // Dropping the harness replays every event and compares state hashes.
+}

@@ -55,7 +55,9 @@ fn main() -> anyhow::Result<()> {
         let command = generator.next_command();
         let of_symbol = |symbol_id: u16| usize::from(shard_of.get(usize::from(symbol_id)).copied().unwrap_or(0));
         let targets: Vec<usize> = match command.body {
-            CommandBody::NewOrder(order) => vec![of_symbol(order.symbol_id)],
+            CommandBody::NewOrder(order) | CommandBody::NewBracket { entry: order, .. } => {
+                vec![of_symbol(order.symbol_id)]
+            }
             CommandBody::Cancel { order_id, .. } | CommandBody::Replace { order_id, .. } => {
                 vec![Some((order_id >> ORDER_ID_SHARD_SHIFT) as usize).filter(|&k| k < shards).unwrap_or(0)]
             }

@@ -111,7 +111,9 @@ fn generate(spec: Spec) -> Journal {
         let command = generator.next_command();
         let of_symbol = |symbol_id: u16| usize::from(shard_of.get(usize::from(symbol_id)).copied().unwrap_or(0));
         let targets: Vec<usize> = match command.body {
-            CommandBody::NewOrder(order) => vec![of_symbol(order.symbol_id)],
+            CommandBody::NewOrder(order) | CommandBody::NewBracket { entry: order, .. } => {
+                vec![of_symbol(order.symbol_id)]
+            }
             CommandBody::Cancel { order_id, .. } | CommandBody::Replace { order_id, .. } => {
                 let shard = (order_id >> simex_engine::engine::ORDER_ID_SHARD_SHIFT) as usize;
                 vec![if shard < spec.shards { shard } else { 0 }]
@@ -363,8 +365,10 @@ fn involves(event: &Event, portfolio: u32) -> bool {
         | EventBody::RiskLimitsSet { portfolio_id, .. }
         | EventBody::Rejected { portfolio_id, .. }
         | EventBody::OrderCancelled { portfolio_id, .. }
-        | EventBody::OrderReplaced { portfolio_id, .. } => portfolio_id == portfolio,
+        | EventBody::OrderReplaced { portfolio_id, .. }
+        | EventBody::OrderTriggered { portfolio_id, .. } => portfolio_id == portfolio,
         EventBody::OrderAccepted(a) => a.portfolio_id == portfolio,
+        EventBody::ConditionalAccepted(c) => c.portfolio_id == portfolio,
         EventBody::Fill(f) => f.maker_portfolio_id == portfolio || f.taker_portfolio_id == portfolio,
         _ => false,
     }
@@ -373,9 +377,11 @@ fn involves(event: &Event, portfolio: u32) -> bool {
 fn symbol_of(event: &Event) -> Option<u16> {
     match event.body {
         EventBody::OrderAccepted(a) => Some(a.symbol_id),
+        EventBody::ConditionalAccepted(c) => Some(c.symbol_id),
         EventBody::Fill(f) => Some(f.symbol_id),
         EventBody::OrderCancelled { symbol_id, .. }
         | EventBody::OrderReplaced { symbol_id, .. }
+        | EventBody::OrderTriggered { symbol_id, .. }
         | EventBody::ReferencePriceSet { symbol_id, .. }
         | EventBody::HaltedSet { symbol_id, .. } => Some(symbol_id),
         _ => None,

@@ -105,7 +105,6 @@ fn command(chunk: &[u8], symbols: &[SymbolId; 3], mids: &[i64; 3]) -> CommandBod
             portfolio_id,
             symbol_id,
             side,
-            kind: if chunk[3] & 2 == 0 { OrderKind::Limit } else { OrderKind::Market },
             price_ticks,
             qty_lots,
             time_in_force: [TimeInForce::Gtc, TimeInForce::Gtc, TimeInForce::Day, TimeInForce::Gtd, TimeInForce::Ioc]
@@ -117,6 +116,19 @@ fn command(chunk: &[u8], symbols: &[SymbolId; 3], mids: &[i64; 3]) -> CommandBod
             },
             post_only: chunk[3] & 4 != 0,
             self_trade_policy: if chunk[3] & 8 == 0 { SelfTradePolicy::Default } else { SelfTradePolicy::Allow },
+            // Some stops and trailing stops, so snapshots hold waiting orders and trailing bests.
+            trigger: [TriggerKind::None, TriggerKind::None, TriggerKind::Stop, TriggerKind::TrailingStop]
+                [usize::from(chunk[3] >> 6)],
+            trigger_price_ticks: if chunk[3] >> 6 == 2 { price_ticks + (mids[symbol] / 500).max(1) } else { 0 },
+            trail_bps: if chunk[3] >> 6 == 3 { 100 } else { 0 },
+            kind: if chunk[3] >> 6 == 3 {
+                OrderKind::Market
+            } else if chunk[3] & 2 == 0 {
+                OrderKind::Limit
+            } else {
+                OrderKind::Market
+            },
+            ..NewOrder::limit(portfolio_id, symbol_id, side, price_ticks, qty_lots)
         }),
         5 => CommandBody::Cancel { portfolio_id, order_id: (u64::from(CONFIG_SHARD) << 48) | u64::from(chunk[6] % 64) },
         6 => CommandBody::Replace {
@@ -125,9 +137,18 @@ fn command(chunk: &[u8], symbols: &[SymbolId; 3], mids: &[i64; 3]) -> CommandBod
             price_ticks,
             qty_lots,
         },
-        _ => match chunk[6] % 3 {
+        _ => match chunk[6] % 5 {
             0 => CommandBody::MassCancel { portfolio_id, symbol_id: None },
             1 => CommandBody::SetHalted { symbol_id, halted: chunk[7] & 1 == 0 },
+            // Reference data, so snapshots hold reference quotes, simulated positions and fired stops.
+            2 => CommandBody::ReferenceQuote {
+                symbol_id,
+                bid_price_ticks: price_ticks,
+                bid_qty_lots: qty_lots,
+                ask_price_ticks: price_ticks + (mids[symbol] / 1000).max(1),
+                ask_qty_lots: qty_lots,
+            },
+            3 => CommandBody::ReferenceTrade { symbol_id, price_ticks, qty_lots },
             _ => CommandBody::AdvanceTime,
         },
     }

@@ -51,11 +51,13 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         self.on_reference_trade(symbol_id, price_ticks, qty_lots, out);
     }
 
-    /// Everything a price printed in the outside market sets off, in one place: today, fills of
-    /// resting orders it traded through. Orders that trigger on a trade price (stops) belong here
-    /// too, after those fills.
+    /// Everything a price printed in the outside market sets off, in one place: first fills of
+    /// resting orders it traded through, then conditional orders whose trigger the price reaches
+    /// (they fire in [`Engine::on_trade_price`] and trade against the book and simulated liquidity
+    /// like any order sent at that moment).
     fn on_reference_trade(&mut self, symbol_id: SymbolId, price_ticks: i64, qty_lots: i64, out: &mut Vec<Event>) {
         self.fill_traded_through(symbol_id, price_ticks, qty_lots, out);
+        self.on_trade_price(symbol_id, price_ticks, out);
     }
 
     /// Fills resting orders that a reference trade at `price_ticks` went strictly through (bids

@@ -107,7 +107,21 @@ pub fn reports_of(event: &Event, shard: u16, mut emit: impl FnMut(PortfolioId, E
         | EventBody::ReferencePriceSet { .. }
         | EventBody::HaltedSet { .. }
         | EventBody::ReferenceQuoteSet { .. }
-        | EventBody::ReferenceTradePrinted { .. } => {}
+        | EventBody::ReferenceTradePrinted { .. }
+        // The protocol cannot enter conditional orders yet, so none of a session's is waiting.
+        | EventBody::ConditionalAccepted(_) => {}
+        EventBody::OrderTriggered { order_id, portfolio_id, symbol_id, price_ticks, qty_lots } => {
+            let report = ExecutionReport {
+                report_type: report_type::TRIGGERED,
+                order_id,
+                portfolio_id,
+                symbol_id,
+                price_ticks,
+                qty_lots,
+                ..base
+            };
+            emit(portfolio_id, report, true);
+        }
     }
 }
 

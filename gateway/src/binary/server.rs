@@ -487,6 +487,8 @@ impl Server {
             client_order_id: ClientOrderId(order.client_order_id),
             post_only: order.post_only == 1,
             self_trade_policy,
+            // Conditional orders are not in the protocol yet (their fields are reserved).
+            ..simex_engine::NewOrder::limit(order.portfolio_id, order.symbol_id, side, 0, 0)
         });
         if !self.auth.owns(user, order.portfolio_id) {
             self.append_report(user, reject(gateway_reject::PORTFOLIO_NOT_OWNED));

@@ -172,10 +172,13 @@ impl ReadModel {
                 market.reference_ticks = Some(bid_price_ticks + (ask_price_ticks - bid_price_ticks) / 2);
                 market.sequence = event.seq;
             }
+            // Conditional orders cannot be entered over HTTP yet; a fired one arrives as `OrderAccepted`.
             EventBody::CashAdjusted { .. }
             | EventBody::RiskLimitsSet { .. }
             | EventBody::Rejected { .. }
-            | EventBody::HaltedSet { .. } => {}
+            | EventBody::HaltedSet { .. }
+            | EventBody::ConditionalAccepted(_)
+            | EventBody::OrderTriggered { .. } => {}
         }
     }
 

@@ -87,7 +87,9 @@ pub fn reject_status(reason: RejectReason) -> StatusCode {
         PortfolioExists | DuplicateClientOrderId => StatusCode::CONFLICT,
         UnknownSymbol | QuantityNotPositive | QuantityNotOnLot | QuantityBelowMinimum | QuantityTooLarge
         | PriceNotPositive | PriceNotOnTick | PriceOutsideBand | PostOnlyWouldTake | InvalidTimeInForce
-        | ExpireTimeInPast | InvalidAmount | ReplaceNoChange | InvalidQuote => StatusCode::UNPROCESSABLE_ENTITY,
+        | ExpireTimeInPast | InvalidAmount | ReplaceNoChange | InvalidQuote | InvalidTrigger | NotReplaceable => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         SymbolHalted
         | OrderNotionalTooLarge
         | InsufficientBuyingPower

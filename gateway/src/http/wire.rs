@@ -138,6 +138,8 @@ impl TradeRequest {
             client_order_id,
             post_only: self.post_only.unwrap_or(false),
             self_trade_policy: SelfTradePolicy::Default,
+            // Conditional fields are refused in `refuse_conditional` for now.
+            ..NewOrder::limit(portfolio_id, instrument.symbol_id, side, 0, 0)
         })
     }
 }

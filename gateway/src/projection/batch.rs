@@ -233,6 +233,10 @@ impl Batch {
                     update.open_minus_lots = 0;
                 }
             }
+            // A conditional order waiting for its trigger is not in the book and has no order row:
+            // when it fires, the `OrderAccepted` with the same id that follows creates it (and a
+            // cancel of an order that never fired updates no row).
+            EventBody::ConditionalAccepted(_) | EventBody::OrderTriggered { .. } => {}
             // Market-wide settings and reference data: not projected.
             EventBody::RiskLimitsSet { .. }
             | EventBody::ReferencePriceSet { .. }
@@ -436,6 +440,8 @@ pub fn reject_reason_name(reason: RejectReason) -> &'static str {
         RejectReason::InvalidAmount => "invalid_amount",
         RejectReason::ReplaceNoChange => "replace_no_change",
         RejectReason::InvalidQuote => "invalid_quote",
+        RejectReason::InvalidTrigger => "invalid_trigger",
+        RejectReason::NotReplaceable => "not_replaceable",
     }
 }
 
@@ -448,6 +454,9 @@ pub fn cancel_reason_name(reason: CancelReason) -> &'static str {
         CancelReason::Expired => "expired",
         CancelReason::NoLiquidity => "no_liquidity",
         CancelReason::LiquidityExhausted => "liquidity_exhausted",
+        CancelReason::Linked => "linked",
+        CancelReason::TriggerRejected => "trigger_rejected",
+        CancelReason::ParentClosed => "parent_closed",
     }
 }
 

@@ -86,7 +86,7 @@ impl Submitter {
             Route::Shard(if shard < self.rings.len() { shard } else { 0 })
         };
         match *command {
-            CommandBody::NewOrder(order) => of_symbol(order.symbol_id),
+            CommandBody::NewOrder(order) | CommandBody::NewBracket { entry: order, .. } => of_symbol(order.symbol_id),
             CommandBody::Cancel { order_id, .. } | CommandBody::Replace { order_id, .. } => of_order(order_id),
             CommandBody::MassCancel { symbol_id: Some(symbol_id), .. }
             | CommandBody::SetReferencePrice { symbol_id, .. }

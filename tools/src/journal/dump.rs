@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 
 /// Event type names (as in every output) and their record types.
-pub const EVENT_TYPES: [(&str, u16); 10] = [
+pub const EVENT_TYPES: [(&str, u16); 14] = [
     ("portfolio_created", record_type::PORTFOLIO_CREATED),
     ("cash_adjusted", record_type::CASH_ADJUSTED),
     ("risk_limits_set", record_type::RISK_LIMITS_SET),
@@ -35,6 +35,10 @@ pub const EVENT_TYPES: [(&str, u16); 10] = [
     ("order_replaced", record_type::ORDER_REPLACED),
     ("reference_price_set", record_type::REFERENCE_PRICE_SET),
     ("halted_set", record_type::HALTED_SET),
+    ("reference_quote_set", record_type::REFERENCE_QUOTE_SET),
+    ("reference_trade_printed", record_type::REFERENCE_TRADE_PRINTED),
+    ("conditional_accepted", record_type::CONDITIONAL_ACCEPTED),
+    ("order_triggered", record_type::ORDER_TRIGGERED),
 ];
 
 /// The name of a record type (`type 42` for one that is not an event).
@@ -80,8 +84,10 @@ pub fn portfolios_of(body: &EventBody) -> [Option<PortfolioId>; 2] {
         | EventBody::RiskLimitsSet { portfolio_id, .. }
         | EventBody::Rejected { portfolio_id, .. }
         | EventBody::OrderCancelled { portfolio_id, .. }
-        | EventBody::OrderReplaced { portfolio_id, .. } => [Some(portfolio_id), None],
+        | EventBody::OrderReplaced { portfolio_id, .. }
+        | EventBody::OrderTriggered { portfolio_id, .. } => [Some(portfolio_id), None],
         EventBody::OrderAccepted(a) => [Some(a.portfolio_id), None],
+        EventBody::ConditionalAccepted(c) => [Some(c.portfolio_id), None],
         EventBody::Fill(f) => [
             (!f.maker_is_simulated()).then_some(f.maker_portfolio_id),
             (!f.taker_is_simulated()).then_some(f.taker_portfolio_id),
@@ -97,8 +103,10 @@ pub fn portfolios_of(body: &EventBody) -> [Option<PortfolioId>; 2] {
 pub fn symbol_of(body: &EventBody) -> Option<SymbolId> {
     match *body {
         EventBody::OrderAccepted(a) => Some(a.symbol_id),
+        EventBody::ConditionalAccepted(c) => Some(c.symbol_id),
         EventBody::Fill(f) => Some(f.symbol_id),
-        EventBody::OrderCancelled { symbol_id, .. }
+        EventBody::OrderTriggered { symbol_id, .. }
+        | EventBody::OrderCancelled { symbol_id, .. }
         | EventBody::OrderReplaced { symbol_id, .. }
         | EventBody::ReferencePriceSet { symbol_id, .. }
         | EventBody::HaltedSet { symbol_id, .. }

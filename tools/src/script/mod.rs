@@ -31,7 +31,7 @@ use serde_json::value::RawValue;
 use simex_engine::decimal::{Decimal, DecimalError, Step, SCALE_MAX};
 use simex_engine::{
     ClientOrderId, CommandBody, Engine, Event, EventBody, Instrument, InstrumentTable, NewOrder, OrderId, OrderKind,
-    PortfolioId, RejectReason, RiskLimits, SelfTradePolicy, Side, TimeInForce, NO_PORTFOLIO,
+    PortfolioId, RejectReason, RiskLimits, SelfTradePolicy, Side, TimeInForce, TriggerKind, NO_PORTFOLIO,
 };
 use std::collections::HashMap;
 
@@ -182,6 +182,17 @@ pub struct OrderLine {
     pub client_order_id: ClientOrderId,
     pub post_only: bool,
     pub stp: SelfTradePolicy,
+    pub trigger: TriggerKind,
+    pub trigger_price: Option<DecimalText>,
+    /// A trailing stop's distance as a price difference.
+    pub trail: Option<DecimalText>,
+    pub trail_bps: i64,
+    /// The client order id of the waiting conditional order to OCO-link with.
+    pub oco_with: Option<ClientOrderId>,
+    /// Bracket exits: with either, the line is a bracket whose entry is this order.
+    pub take_profit: Option<DecimalText>,
+    pub stop_loss: Option<DecimalText>,
+    pub stop_loss_limit: Option<DecimalText>,
 }
 
 /// What one script line asks for, checked as text but not yet against the instruments.
@@ -291,6 +302,14 @@ struct RawLine {
     bid_qty: Option<Box<RawValue>>,
     ask: Option<Box<RawValue>>,
     ask_qty: Option<Box<RawValue>>,
+    trigger: Option<TriggerKind>,
+    trigger_price: Option<Box<RawValue>>,
+    trail: Option<Box<RawValue>>,
+    trail_bps: Option<u16>,
+    oco_with: Option<String>,
+    take_profit: Option<Box<RawValue>>,
+    stop_loss: Option<Box<RawValue>>,
+    stop_loss_limit: Option<Box<RawValue>>,
 }
 
 impl RawLine {
@@ -328,6 +347,14 @@ impl RawLine {
         note("bid_qty", self.bid_qty.is_some());
         note("ask", self.ask.is_some());
         note("ask_qty", self.ask_qty.is_some());
+        note("trigger", self.trigger.is_some());
+        note("trigger_price", self.trigger_price.is_some());
+        note("trail", self.trail.is_some());
+        note("trail_bps", self.trail_bps.is_some());
+        note("oco_with", self.oco_with.is_some());
+        note("take_profit", self.take_profit.is_some());
+        note("stop_loss", self.stop_loss.is_some());
+        note("stop_loss_limit", self.stop_loss_limit.is_some());
         names
     }
 }
@@ -353,6 +380,14 @@ fn fields_of(line_type: &str) -> Option<&'static [&'static str]> {
             "client_order_id",
             "post_only",
             "stp",
+            "trigger",
+            "trigger_price",
+            "trail",
+            "trail_bps",
+            "oco_with",
+            "take_profit",
+            "stop_loss",
+            "stop_loss_limit",
         ],
         "cancel" => &["portfolio", "order_id", "client_order_id"],
         "replace" => &["portfolio", "order_id", "client_order_id", "price", "qty"],
@@ -541,6 +576,14 @@ fn action(raw: &RawLine) -> Result<Action, String> {
                     .unwrap_or(ClientOrderId::NONE),
                 post_only: raw.post_only.unwrap_or(false),
                 stp: raw.stp.unwrap_or_default(),
+                trigger: raw.trigger.unwrap_or_default(),
+                trigger_price: decimal(&raw.trigger_price, "trigger_price")?,
+                trail: decimal(&raw.trail, "trail")?,
+                trail_bps: raw.trail_bps.map_or(0, i64::from),
+                oco_with: raw.oco_with.as_deref().map(client_order_id).transpose()?,
+                take_profit: decimal(&raw.take_profit, "take_profit")?,
+                stop_loss: decimal(&raw.stop_loss, "stop_loss")?,
+                stop_loss_limit: decimal(&raw.stop_loss_limit, "stop_loss_limit")?,
             })
         }
         "cancel" => Action::Cancel { portfolio: portfolio()?, order: order_ref(raw)? },
@@ -593,10 +636,13 @@ pub struct ClientIds {
 
 impl ClientIds {
     pub fn record(&mut self, event: &Event) {
-        if let EventBody::OrderAccepted(accepted) = &event.body {
-            if !accepted.client_order_id.is_none() {
-                self.by_client.insert((accepted.portfolio_id, accepted.client_order_id), accepted.order_id);
-            }
+        let (portfolio_id, client_order_id, order_id) = match &event.body {
+            EventBody::OrderAccepted(a) => (a.portfolio_id, a.client_order_id, a.order_id),
+            EventBody::ConditionalAccepted(c) => (c.portfolio_id, c.client_order_id, c.order_id),
+            _ => return,
+        };
+        if !client_order_id.is_none() {
+            self.by_client.insert((portfolio_id, client_order_id), order_id);
         }
     }
 
@@ -608,8 +654,12 @@ impl ClientIds {
         client_order_id: ClientOrderId,
     ) -> Option<OrderId> {
         let order_id = *self.by_client.get(&(portfolio_id, client_order_id))?;
-        let order = engine.order(order_id)?;
-        (order.portfolio_id == portfolio_id && order.client_order_id == client_order_id).then_some(order_id)
+        let owner = match (engine.order(order_id), engine.conditional_order(order_id)) {
+            (Some(order), _) => (order.portfolio_id, order.client_order_id),
+            (None, Some(waiting)) => (waiting.portfolio_id, waiting.client_order_id),
+            (None, None) => return None,
+        };
+        (owner == (portfolio_id, client_order_id)).then_some(order_id)
     }
 }
 
@@ -670,15 +720,36 @@ pub fn translate(action: &Action, engine: &Engine, client_ids: &ClientIds) -> In
                 Err(OffGrid::NotOnGrid) => return rejected(RejectReason::QuantityNotOnLot),
                 Err(OffGrid::TooLarge) => return rejected(RejectReason::QuantityTooLarge),
             };
-            let price_ticks = match &order.price {
-                None => 0,
+            let ticks = |price: &Option<DecimalText>| match price {
+                None => Ok(0),
                 Some(price) => match price.to_steps(instrument.tick) {
-                    Ok(ticks) => ticks,
-                    Err(OffGrid::NotOnGrid) => return rejected(RejectReason::PriceNotOnTick),
-                    Err(OffGrid::TooLarge) => return rejected(RejectReason::PriceOutsideBand),
+                    Ok(ticks) => Ok(ticks),
+                    Err(OffGrid::NotOnGrid) => Err(rejected(RejectReason::PriceNotOnTick)),
+                    Err(OffGrid::TooLarge) => Err(rejected(RejectReason::PriceOutsideBand)),
                 },
             };
-            Input::Command(CommandBody::NewOrder(NewOrder {
+            let prices = [
+                &order.price,
+                &order.trigger_price,
+                &order.trail,
+                &order.take_profit,
+                &order.stop_loss,
+                &order.stop_loss_limit,
+            ]
+            .map(ticks);
+            let [price_ticks, trigger_price_ticks, trail_ticks, take_profit, stop_loss, stop_loss_limit] =
+                match prices.iter().find_map(|p| p.err()) {
+                    Some(rejection) => return rejection,
+                    None => prices.map(|p| p.unwrap_or(0)),
+                };
+            // A link to an order that is not waiting: the engine answers `invalid_trigger`.
+            let oco_order_id = match order.oco_with {
+                None => 0,
+                Some(client_order_id) => {
+                    client_ids.resolve(engine, order.portfolio, client_order_id).unwrap_or(u64::MAX)
+                }
+            };
+            let new = NewOrder {
                 portfolio_id: order.portfolio,
                 symbol_id: instrument.symbol_id,
                 side: order.side,
@@ -690,7 +761,22 @@ pub fn translate(action: &Action, engine: &Engine, client_ids: &ClientIds) -> In
                 client_order_id: order.client_order_id,
                 post_only: order.post_only,
                 self_trade_policy: order.stp,
-            }))
+                trigger: order.trigger,
+                trigger_price_ticks,
+                trail_ticks,
+                trail_bps: order.trail_bps,
+                oco_order_id,
+            };
+            if order.take_profit.is_some() || order.stop_loss.is_some() || order.stop_loss_limit.is_some() {
+                Input::Command(CommandBody::NewBracket {
+                    entry: new,
+                    take_profit_price_ticks: take_profit,
+                    stop_loss_trigger_ticks: stop_loss,
+                    stop_loss_limit_ticks: stop_loss_limit,
+                })
+            } else {
+                Input::Command(CommandBody::NewOrder(new))
+            }
         }
         Action::Cancel { portfolio, order } => match resolve(order, *portfolio, engine, client_ids) {
             Ok(order_id) => Input::Command(CommandBody::Cancel { portfolio_id: *portfolio, order_id }),

@@ -235,6 +235,8 @@ pub fn event_type(body: &EventBody) -> &'static str {
         EventBody::CashAdjusted { .. } => "cash_adjusted",
         EventBody::RiskLimitsSet { .. } => "risk_limits_set",
         EventBody::OrderAccepted(_) => "order_accepted",
+        EventBody::ConditionalAccepted(_) => "conditional_accepted",
+        EventBody::OrderTriggered { .. } => "order_triggered",
         EventBody::Rejected { .. } => "rejected",
         EventBody::Fill(_) => "fill",
         EventBody::OrderCancelled { .. } => "order_cancelled",
@@ -287,6 +289,35 @@ pub fn event_fields(instruments: &InstrumentTable, head: Obj, body: &EventBody) 
             .put("stp", name_of(&a.self_trade_policy))
             .money("reserved_cash", "reserved_cash_micros", a.reserved_cash_micros)
             .qty(units(a.symbol_id), "reserved_qty", "reserved_lots", a.reserved_lots),
+        EventBody::ConditionalAccepted(c) => {
+            let obj = head
+                .put("order_id", c.order_id)
+                .put("portfolio", portfolio(c.portfolio_id))
+                .put("symbol", symbol(c.symbol_id))
+                .put("side", name_of(&c.side))
+                .put("kind", name_of(&c.kind))
+                .price(units(c.symbol_id), "price", "price_ticks", c.price_ticks)
+                .qty(units(c.symbol_id), "qty", "qty_lots", c.qty_lots)
+                .put("tif", name_of(&c.time_in_force))
+                .time("expire_at", "expire_at_ns", c.expire_at_ns)
+                .put("client_order_id", client_order_id(c.client_order_id))
+                .put("stp", name_of(&c.self_trade_policy))
+                .put("trigger", name_of(&c.trigger))
+                .price(units(c.symbol_id), "trigger_price", "trigger_price_ticks", c.trigger_price_ticks);
+            let obj = if c.trail_bps > 0 {
+                obj.put("trail_bps", c.trail_bps as u64)
+            } else {
+                obj.price(units(c.symbol_id), "trail", "trail_ticks", c.trail_ticks)
+            };
+            obj.put("parent_order_id", (c.parent_order_id != 0).then_some(c.parent_order_id))
+                .put("oco_order_id", (c.oco_order_id != 0).then_some(c.oco_order_id))
+        }
+        EventBody::OrderTriggered { order_id, portfolio_id, symbol_id, price_ticks, qty_lots } => head
+            .put("order_id", order_id)
+            .put("portfolio", portfolio(portfolio_id))
+            .put("symbol", symbol(symbol_id))
+            .price(units(symbol_id), "price", "price_ticks", price_ticks)
+            .qty(units(symbol_id), "qty", "qty_lots", qty_lots),
         EventBody::Rejected { portfolio_id, order_id, client_order_id: coid, reason } => head
             .put("portfolio", portfolio(portfolio_id))
             .put("order_id", (order_id != 0).then_some(order_id))
