@@ -17,7 +17,7 @@ struct Cli {
     /// Records in the journal [default: 10000000; 200000 with --quick].
     #[arg(long)]
     records: Option<u64>,
-    /// Records after the mid-journal snapshot set [default: 2000000, the venue's default snapshot
+    /// Records after the mid-journal snapshot set [default: 500000, the venue's default snapshot
     /// interval; 50000 with --quick].
     #[arg(long)]
     tail_records: Option<u64>,
@@ -36,7 +36,7 @@ fn main() {
     let cli = Cli::parse();
     let options = Options {
         records: cli.records.unwrap_or(if cli.quick { 200_000 } else { 10_000_000 }),
-        tail_records: cli.tail_records.unwrap_or(if cli.quick { 50_000 } else { 2_000_000 }),
+        tail_records: cli.tail_records.unwrap_or(if cli.quick { 50_000 } else { 500_000 }),
         runs: cli.runs.unwrap_or(if cli.quick { 1 } else { 5 }).max(1),
         dir: cli.dir.unwrap_or_else(std::env::temp_dir),
     };

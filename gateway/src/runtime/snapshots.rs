@@ -44,10 +44,12 @@ pub struct SnapshotSettings {
 }
 
 impl Default for SnapshotSettings {
-    /// Every 2 million records or 10 minutes: recovery replays at most about 2 million records after
-    /// the newest set (well under a second), and a quiet venue still gets a fresh set regularly.
+    /// Every 500,000 records or 10 minutes: recovery replays at most about 500,000 records after the
+    /// newest set (about a second at the replay rates in benches/README.md), and a quiet venue still
+    /// gets a fresh set regularly. A set of a book of a thousand orders pauses the shards for well
+    /// under a millisecond.
     fn default() -> SnapshotSettings {
-        SnapshotSettings { every_records: 2_000_000, every_ms: 600_000, keep: 2, prune: true, on_shutdown: true }
+        SnapshotSettings { every_records: 500_000, every_ms: 600_000, keep: 2, prune: true, on_shutdown: true }
     }
 }
 
