@@ -33,7 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
-#[command(about = "simex protocol benchmark: binary and HTTP round trips against raw TCP ping-pong and a minimal HTTP server, and pipelined throughput")]
+#[command(
+    about = "simex protocol benchmark: binary and HTTP round trips against raw TCP ping-pong and a minimal HTTP server, and pipelined throughput"
+)]
 struct Cli {
     /// Round trips measured in the floor and in the protocol round trip.
     #[arg(long, default_value_t = 20_000)]
