@@ -79,8 +79,10 @@ fn main() -> anyhow::Result<()> {
     drop(venue);
     let http_warmup = (cli.http_samples / 10).max(50);
     eprintln!("HTTP round trip: POST trades -> 201, {} round trips", cli.http_samples);
-    let base_url = start_http_venue()?;
-    let (http_orders, http_cancels, http_elapsed) = http_round_trip(&base_url, http_warmup, cli.http_samples)?;
+    let (base_url, data_dir) = start_http_venue()?;
+    let measured = http_round_trip(&base_url, http_warmup, cli.http_samples);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let (http_orders, http_cancels, http_elapsed) = measured?;
     eprintln!("HTTP baseline: minimal axum POST -> 201, {} round trips", cli.http_samples);
     let (baseline, baseline_elapsed) = http_baseline(http_warmup, cli.http_samples)?;
 
@@ -306,15 +308,16 @@ fn pipelined(address: std::net::SocketAddr, symbol_id: u16, count: usize) -> any
 }
 
 /// Serves the venue (`simex::venue::run`) on a thread, as `simex` does, with a fresh data directory;
-/// it lives until the benchmark exits. Returns its base URL once it answers `/health`.
-fn start_http_venue() -> anyhow::Result<String> {
+/// it lives until the benchmark exits. Returns its base URL and data directory once it answers
+/// `/health`.
+fn start_http_venue() -> anyhow::Result<(String, std::path::PathBuf)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let data_dir = std::env::temp_dir().join(format!("simex-bench-protocol-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let args = simex::config::ServeArgs {
         port: Some(port),
         binary_port: Some(0),
-        data_dir: Some(data_dir),
+        data_dir: Some(data_dir.clone()),
         durability: Some("none".into()),
         feeds: Some("off".into()),
         rate_limit_per_second: Some(10_000_000),
@@ -329,7 +332,7 @@ fn start_http_venue() -> anyhow::Result<String> {
     });
     let base_url = format!("http://127.0.0.1:{port}");
     wait_healthy(&format!("{base_url}/health"))?;
-    Ok(base_url)
+    Ok((base_url, data_dir))
 }
 
 fn wait_healthy(url: &str) -> anyhow::Result<()> {
