@@ -1,5 +1,5 @@
 //! `cargo bench -p simex-benches --bench protocol [-- OPTIONS]`: the binary order-entry protocol
-//! over loopback TCP against the machine's floor, in one run.
+//! and the HTTP API over loopback TCP against the machine's floor, in one run.
 //!
 //! 1. **Floor**: raw TCP ping-pong between two threads with blocking sockets, sending a frame the
 //!    size of a `new_order` (88 bytes) and answering one the size of an `execution_report` (128).
@@ -8,6 +8,14 @@
 //!    cancel is timed apart), so the book stays small.
 //! 3. **Pipelined**: one connection sends IOC orders as fast as it can while another thread reads
 //!    the reports; orders per second until the last is answered.
+//! 4. **HTTP round trip**: the served venue (`simex::venue::run`, in-process, durability `none`, no
+//!    price feeds, rate limit raised) answers `POST /api/portfolios/{id}/trades` with 201, on one
+//!    keep-alive connection of a blocking `reqwest` client, closed loop; each order is then
+//!    cancelled with `DELETE` (timed apart).
+//! 5. **HTTP baseline**: a minimal axum server on the same kind of runtime (two worker threads)
+//!    whose one handler parses a JSON body and answers 201 with a small JSON body, driven by the same
+//!    client the same way: what any HTTP API costs on this machine, against which simex's is judged
+//!    (the goal: at least half of its requests per second).
 //!
 //! Nothing is pinned and nothing spins: the shard parks, the gateway blocks in `poll` when idle,
 //! the sockets block. Prints the markdown report to stdout.
@@ -25,7 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
-#[command(about = "simex binary protocol benchmark: round trip against raw TCP ping-pong, and pipelined throughput")]
+#[command(
+    about = "simex protocol benchmark: binary and HTTP round trips against raw TCP ping-pong and a minimal HTTP server, and pipelined throughput"
+)]
 struct Cli {
     /// Round trips measured in the floor and in the protocol round trip.
     #[arg(long, default_value_t = 20_000)]
@@ -33,6 +43,9 @@ struct Cli {
     /// Orders sent in the pipelined run.
     #[arg(long, default_value_t = 200_000)]
     pipelined: usize,
+    /// Round trips measured in the HTTP round trip and in its baseline.
+    #[arg(long, default_value_t = 5_000)]
+    http_samples: usize,
     /// Busy-poll the gateway's event loop.
     #[arg(long)]
     busy_poll: bool,
@@ -52,6 +65,7 @@ fn main() -> anyhow::Result<()> {
     if cli.quick {
         cli.samples = 500;
         cli.pipelined = 2_000;
+        cli.http_samples = 200;
     }
     let warmup = (cli.samples / 10).max(100);
     eprintln!("floor: raw TCP ping-pong, {} round trips", cli.samples);
@@ -63,12 +77,25 @@ fn main() -> anyhow::Result<()> {
     eprintln!("pipelined: {} IOC orders on one connection", cli.pipelined);
     let (orders_per_second, pipelined_elapsed, busy) = pipelined(address, symbol_id, cli.pipelined)?;
     drop(venue);
+    let http_warmup = (cli.http_samples / 10).max(50);
+    eprintln!("HTTP round trip: POST trades -> 201, {} round trips", cli.http_samples);
+    let (base_url, data_dir) = start_http_venue()?;
+    let measured = http_round_trip(&base_url, http_warmup, cli.http_samples);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let (http_orders, http_cancels, http_elapsed) = measured?;
+    eprintln!("HTTP baseline: minimal axum POST -> 201, {} round trips", cli.http_samples);
+    let (baseline, baseline_elapsed) = http_baseline(http_warmup, cli.http_samples)?;
 
     println!("| path | count | p50 µs | p90 µs | p99 µs | p99.9 µs | p99.99 µs | max µs |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (name, histogram) in
-        [("raw TCP ping-pong (floor)", &floor), ("new_order → accepted", &round_trip), ("cancel → cancelled", &cancel)]
-    {
+    for (name, histogram) in [
+        ("raw TCP ping-pong (floor)", &floor),
+        ("new_order → accepted", &round_trip),
+        ("cancel → cancelled", &cancel),
+        ("HTTP baseline: axum POST → 201", &baseline),
+        ("HTTP POST trades → 201", &http_orders),
+        ("HTTP DELETE order → 200", &http_cancels),
+    ] {
         let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1_000.0;
         println!(
             "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
@@ -81,12 +108,32 @@ fn main() -> anyhow::Result<()> {
             histogram.max() as f64 / 1_000.0
         );
     }
-    let ratio = |q: f64| round_trip.value_at_quantile(q) as f64 / floor.value_at_quantile(q).max(1) as f64;
+    let ratio = |of: &Histogram<u64>, to: &Histogram<u64>, q: f64| {
+        of.value_at_quantile(q) as f64 / to.value_at_quantile(q).max(1) as f64
+    };
     println!();
-    println!("| ratio to the floor | p50 | p99 | p99.9 |");
+    println!("| ratio | p50 | p99 | p99.9 |");
     println!("| --- | --- | --- | --- |");
-    println!("| new_order → accepted | {:.2}× | {:.2}× | {:.2}× |", ratio(0.5), ratio(0.99), ratio(0.999));
+    for (name, of, to) in [
+        ("new_order → accepted / floor", &round_trip, &floor),
+        ("HTTP POST trades → 201 / floor", &http_orders, &floor),
+        ("HTTP POST trades → 201 / new_order → accepted", &http_orders, &round_trip),
+        ("HTTP POST trades → 201 / HTTP baseline", &http_orders, &baseline),
+    ] {
+        println!(
+            "| {name} | {:.2}× | {:.2}× | {:.2}× |",
+            ratio(of, to, 0.5),
+            ratio(of, to, 0.99),
+            ratio(of, to, 0.999)
+        );
+    }
     println!();
+    let simex_rate = cli.http_samples as f64 / http_elapsed.as_secs_f64();
+    let baseline_rate = cli.http_samples as f64 / baseline_elapsed.as_secs_f64();
+    println!(
+        "HTTP, one connection, closed loop: simex {simex_rate:.0} orders/s, baseline {baseline_rate:.0} requests/s: {:.2}× the baseline",
+        simex_rate / baseline_rate
+    );
     println!(
         "pipelined: {} IOC orders answered in {:.3} s: {:.0} orders/s ({busy} rejected as busy)",
         cli.pipelined,
@@ -258,4 +305,141 @@ fn pipelined(address: std::net::SocketAddr, symbol_id: u16, count: usize) -> any
     let elapsed = finished - start;
     sender.logout()?;
     Ok((count as f64 / elapsed.as_secs_f64(), elapsed, rejected))
+}
+
+/// Serves the venue (`simex::venue::run`) on a thread, as `simex` does, with a fresh data directory;
+/// it lives until the benchmark exits. Returns its base URL and data directory once it answers
+/// `/health`.
+fn start_http_venue() -> anyhow::Result<(String, std::path::PathBuf)> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let data_dir = std::env::temp_dir().join(format!("simex-bench-protocol-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let args = simex::config::ServeArgs {
+        port: Some(port),
+        binary_port: Some(0),
+        data_dir: Some(data_dir.clone()),
+        durability: Some("none".into()),
+        feeds: Some("off".into()),
+        rate_limit_per_second: Some(10_000_000),
+        rate_limit_burst: Some(10_000_000),
+        ..simex::config::ServeArgs::default()
+    };
+    let config = simex::config::VenueConfig::resolve(args)?;
+    std::thread::spawn(move || {
+        if let Err(error) = simex::venue::run(config) {
+            eprintln!("the HTTP venue stopped: {error:#}");
+        }
+    });
+    let base_url = format!("http://127.0.0.1:{port}");
+    wait_healthy(&format!("{base_url}/health"))?;
+    Ok((base_url, data_dir))
+}
+
+fn wait_healthy(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client.get(url).send().is_ok_and(|r| r.status().is_success()) {
+        anyhow::ensure!(Instant::now() < deadline, "{url} did not answer");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn http_client() -> anyhow::Result<reqwest::blocking::Client> {
+    Ok(reqwest::blocking::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).build()?)
+}
+
+/// New order -> 201, then its cancel, closed loop on one connection; returns both histograms and
+/// the time the measured new orders took in all.
+fn http_round_trip(
+    base_url: &str,
+    warmup: usize,
+    samples: usize,
+) -> anyhow::Result<(Histogram<u64>, Histogram<u64>, Duration)> {
+    let client = http_client()?;
+    let registered: serde_json::Value = client
+        .post(format!("{base_url}/api/auth/register"))
+        .json(&serde_json::json!({"email": "bench@example.com", "name": "bench", "display_name": "bench"}))
+        .send()?
+        .error_for_status()?
+        .json()?;
+    let key = registered["api_key"].as_str().ok_or_else(|| anyhow::anyhow!("no api_key"))?.to_string();
+    let created: serde_json::Value = client
+        .post(format!("{base_url}/api/portfolios"))
+        .header("x-api-key", &key)
+        .json(&serde_json::json!({"starting_balance": "1000000000"}))
+        .send()?
+        .error_for_status()?
+        .json()?;
+    let portfolio = created["portfolio_id"].as_u64().ok_or_else(|| anyhow::anyhow!("no portfolio_id"))?;
+    let order = serde_json::json!({
+        "ticker": "AAPL", "side": "buy", "shares": 1, "type": "limit", "limit_price": "100.00", "time_in_force": "gtc"
+    });
+    let (mut orders, mut cancels, mut elapsed) = (new_histogram(), new_histogram(), Duration::ZERO);
+    for index in 0..warmup + samples {
+        let sent = Instant::now();
+        let response = client
+            .post(format!("{base_url}/api/portfolios/{portfolio}/trades"))
+            .header("x-api-key", &key)
+            .json(&order)
+            .send()?;
+        let status = response.status();
+        let placed: serde_json::Value = response.json()?;
+        let order_ns = sent.elapsed();
+        anyhow::ensure!(status == reqwest::StatusCode::CREATED, "order answered {status}: {placed}");
+        let order_id = placed["order_id"].as_u64().ok_or_else(|| anyhow::anyhow!("no order_id: {placed}"))?;
+        let sent = Instant::now();
+        let response = client
+            .delete(format!("{base_url}/api/portfolios/{portfolio}/orders/{order_id}"))
+            .header("x-api-key", &key)
+            .send()?;
+        let status = response.status();
+        response.bytes()?;
+        let cancel_ns = sent.elapsed();
+        anyhow::ensure!(status.is_success(), "cancel answered {status}");
+        if index >= warmup {
+            orders.saturating_record(order_ns.as_nanos() as u64);
+            cancels.saturating_record(cancel_ns.as_nanos() as u64);
+            elapsed += order_ns;
+        }
+    }
+    Ok((orders, cancels, elapsed))
+}
+
+/// The same client against a minimal axum handler; returns the histogram and the measured time.
+fn http_baseline(warmup: usize, samples: usize) -> anyhow::Result<(Histogram<u64>, Duration)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let handler = |axum::Json(_order): axum::Json<serde_json::Value>| async {
+                (axum::http::StatusCode::CREATED, axum::Json(serde_json::json!({"order_id": 1, "status": "open"})))
+            };
+            let router = axum::Router::new().route("/orders", axum::routing::post(handler));
+            if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                let _ = axum::serve(listener, router).await;
+            }
+        })
+    });
+    let client = http_client()?;
+    let url = format!("http://{address}/orders");
+    let order = serde_json::json!({
+        "ticker": "AAPL", "side": "buy", "shares": 1, "type": "limit", "limit_price": "100.00", "time_in_force": "gtc"
+    });
+    let (mut histogram, mut elapsed) = (new_histogram(), Duration::ZERO);
+    for index in 0..warmup + samples {
+        let sent = Instant::now();
+        let response = client.post(&url).json(&order).send()?;
+        let status = response.status();
+        let _: serde_json::Value = response.json()?;
+        let took = sent.elapsed();
+        anyhow::ensure!(status == reqwest::StatusCode::CREATED, "baseline answered {status}");
+        if index >= warmup {
+            histogram.saturating_record(took.as_nanos() as u64);
+            elapsed += took;
+        }
+    }
+    Ok((histogram, elapsed))
 }

@@ -10,7 +10,8 @@
 //!   directory after a crash, dump its records, rebuild and compare the state at any point, write
 //!   snapshots and count what is there. See `docs/operations.md`.
 //!
-//! - [`loadgen`] is `simex-loadgen`: client-side latency of the binary order-entry protocol, open
+//! - [`loadgen`] is `simex-loadgen`: client-side latency of the binary order-entry protocol and the
+//!   HTTP API, open
 //!   or closed loop, with percentile tables, interval logs and a percentile-spectrum plot.
 //!
 //! The logic lives in this library rather than in the binaries so that tests can drive it

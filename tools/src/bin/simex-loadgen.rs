@@ -1,16 +1,25 @@
-//! `simex-loadgen`: drives the binary order-entry protocol and reports client-side latency.
-//! See `docs/protocol.md` (the protocol) and `tools/src/loadgen` (how latency is measured).
+//! `simex-loadgen`: drives the binary order-entry protocol, the HTTP API or both in one run, and
+//! reports client-side latency. See `docs/protocol.md`, `docs/http.md` and `tools/src/loadgen`
+//! (how latency is measured).
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use simex_tools::loadgen::{self, mix::MixKind, report, LoadConfig, Target};
+use simex_tools::loadgen::{self, mix::MixKind, report, HttpTarget, LoadConfig, Protocol, Target};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "simex-loadgen", about = "Latency load generator for the simex binary protocol")]
+#[command(name = "simex-loadgen", about = "Latency load generator for the simex binary protocol and HTTP API")]
 struct Args {
+    /// The API driven: the binary protocol, HTTP, or both one after the other (same mix, rate and
+    /// duration each), in one table.
+    #[arg(long, value_enum, default_value_t = Protocol::Binary)]
+    target: Protocol,
+    /// A running venue's HTTP API (e.g. http://127.0.0.1:8080), instead of an in-process one. Its
+    /// per-key rate limit (RATE_LIMIT_PER_SECOND, 50/s by default) must allow the load.
+    #[arg(long)]
+    http_url: Option<String>,
     /// Connections, each with its own portfolio.
     #[arg(long, default_value_t = 4)]
     connections: usize,
@@ -69,8 +78,20 @@ fn main() -> anyhow::Result<()> {
         mix: args.mix,
         seed: args.seed,
         target,
+        protocol: args.target,
+        http: match &args.http_url {
+            Some(base_url) => HttpTarget::Remote { base_url: base_url.clone() },
+            None => HttpTarget::InProcess { shards: args.shards },
+        },
     };
-    let expected = if args.rate > 0 { args.rate * args.seconds } else { 0 };
+    let expected_per_target = if args.rate > 0 { args.rate * args.seconds } else { 0 };
+    let expected = if args.target == Protocol::Both { 2 * expected_per_target } else { expected_per_target };
+    if args.target != Protocol::Binary && args.http_url.is_none() {
+        println!(
+            "in-process HTTP venue: per-key rate limit raised to {} requests/s (the served default is 50)",
+            loadgen::http::RATE_LIMIT
+        );
+    }
     let bar = ProgressBar::new(expected);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:40}] {pos} answered {per_sec}")
@@ -89,8 +110,17 @@ fn main() -> anyhow::Result<()> {
         result.elapsed.as_secs_f64()
     );
     println!("{}", report::percentile_table(&result));
+    if !result.http_statuses.is_empty() {
+        let statuses: Vec<String> = result.http_statuses.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        println!("HTTP answers: {}", statuses.join(", "));
+    }
     report::write_interval_log(&result, &args.hlog)?;
-    let title = format!("simex binary protocol round trip, {mode}");
+    let api = match args.target {
+        Protocol::Binary => "binary protocol",
+        Protocol::Http => "HTTP API",
+        Protocol::Both => "binary protocol and HTTP API",
+    };
+    let title = format!("simex {api} round trip, {mode}");
     report::draw_spectrum(&result, &args.svg, &title)?;
     println!("interval log: {}\npercentile spectrum: {}", args.hlog.display(), args.svg.display());
     Ok(())

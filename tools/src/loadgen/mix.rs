@@ -32,7 +32,7 @@ pub const KIND_REPLACE: u8 = 2;
 
 const MID_TICKS: i64 = 15_000;
 /// Open orders a connection remembers; older ones are forgotten (and rest until the run ends).
-const REMEMBERED_MAX: usize = 4_096;
+pub const REMEMBERED_MAX: usize = 4_096;
 
 #[derive(Clone, Copy, Debug)]
 pub struct OpenOrder {

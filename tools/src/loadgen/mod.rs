@@ -1,4 +1,5 @@
-//! `simex-loadgen`: end-to-end latency of the binary order-entry protocol, measured as a client sees it.
+//! `simex-loadgen`: end-to-end latency of the binary order-entry protocol and of the HTTP API
+//! ([`http`]), measured as a client sees it, so that both can be compared in one run.
 //!
 //! N connections each send a stream of requests drawn from an order mix ([`mix`]) and time each
 //! request from its send to its first execution report (accepted, rejected, replaced or cancelled:
@@ -11,10 +12,12 @@
 //! - **Closed loop** (`--rate 0`): each connection sends one request, waits for its report, sends the
 //!   next. This measures service time, not what a bot at a given rate would see.
 //!
-//! The venue runs in-process unless `--connect` names one. Results: a percentile table per message
+//! The venue runs in-process unless `--connect` (binary) or `--http-url` (HTTP) names one.
+//! Table rows and interval-log tags carry the protocol: `binary.new_order`, `http.cancel`. Results: a percentile table per message
 //! type, an HdrHistogram V2+DEFLATE interval log (one interval per second per connection and type)
 //! and a percentile-spectrum SVG ([`report`]).
 
+pub mod http;
 pub mod mix;
 pub mod report;
 
@@ -25,7 +28,7 @@ use simex::binary::protocol::{report_type, Message};
 use simex::binary::{spawn, BinaryConfig, BinaryHandle, MemoryKeys};
 use simex::runtime::{new_histogram, Response, Runtime, RuntimeConfig, Submitter};
 use simex_engine::{CommandBody, InstrumentTable};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +46,25 @@ pub struct LoadConfig {
     pub mix: MixKind,
     pub seed: u64,
     pub target: Target,
+    /// Which API is driven: the binary protocol, HTTP or both (one after the other).
+    pub protocol: Protocol,
+    pub http: HttpTarget,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    Binary,
+    Http,
+    Both,
+}
+
+#[derive(Clone, Debug)]
+pub enum HttpTarget {
+    /// Serve a venue (`simex::venue::run`) in this process.
+    InProcess { shards: usize },
+    /// A running venue's HTTP API, e.g. `http://127.0.0.1:8080`: the loadgen registers a user and
+    /// opens a portfolio per connection there.
+    Remote { base_url: String },
 }
 
 #[derive(Clone, Debug)]
@@ -55,7 +77,8 @@ pub enum Target {
 
 /// Latency of one message type, over the run and per interval.
 pub struct KindResult {
-    pub name: &'static str,
+    /// `binary.new_order`, `http.cancel`, ...
+    pub name: String,
     pub histogram: Histogram<u64>,
 }
 
@@ -66,6 +89,8 @@ pub struct LoadResult {
     pub sent: u64,
     pub answered: u64,
     pub elapsed: Duration,
+    /// HTTP answers by message type and status, e.g. `new_order 201`.
+    pub http_statuses: BTreeMap<String, u64>,
 }
 
 /// One second of one connection's latency for one message type.
@@ -158,8 +183,113 @@ fn key_of(connection: usize) -> String {
 }
 
 /// Runs the load and returns what was measured. `progress` is called about ten times a second
-/// with the number of requests answered so far.
+/// with the number of requests answered so far. With [`Protocol::Both`] the binary run comes
+/// first, then the HTTP run, each for the whole duration.
 pub fn run(config: &LoadConfig, mut progress: impl FnMut(u64)) -> anyhow::Result<LoadResult> {
+    let protocols: &[&'static str] = match config.protocol {
+        Protocol::Binary => &["binary"],
+        Protocol::Http => &["http"],
+        Protocol::Both => &["binary", "http"],
+    };
+    let first = Instant::now();
+    let mut result = LoadResult {
+        kinds: Vec::new(),
+        intervals: Vec::new(),
+        start_time: SystemTime::now(),
+        sent: 0,
+        answered: 0,
+        elapsed: Duration::ZERO,
+        http_statuses: BTreeMap::new(),
+    };
+    for &protocol in protocols {
+        let answered_before = result.answered;
+        let (done, offset) = if protocol == "binary" {
+            run_binary(config, first, |answered| progress(answered_before + answered))?
+        } else {
+            run_http(config, first, |answered| progress(answered_before + answered))?
+        };
+        let mut kinds: Vec<KindResult> = KINDS
+            .iter()
+            .map(|name| KindResult { name: format!("{protocol}.{name}"), histogram: new_histogram() })
+            .collect();
+        for connection in done {
+            for (kind, histogram) in kinds.iter_mut().zip(&connection.histograms) {
+                kind.histogram.add(histogram).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
+            for mut interval in connection.intervals {
+                interval.start_offset += offset;
+                result.intervals.push(interval);
+            }
+            for (status, count) in connection.statuses {
+                *result.http_statuses.entry(status).or_default() += count;
+            }
+            result.sent += connection.sent;
+            result.answered += connection.answered;
+        }
+        result.kinds.extend(kinds);
+    }
+    result.elapsed = first.elapsed();
+    Ok(result)
+}
+
+/// Waits for the connection threads, reporting progress.
+fn join_all(
+    threads: Vec<std::thread::JoinHandle<anyhow::Result<ConnectionDone>>>,
+    shared_all: &[Arc<Shared>],
+    progress: &mut impl FnMut(u64),
+) -> anyhow::Result<Vec<ConnectionDone>> {
+    while !threads.iter().all(|t| t.is_finished()) {
+        progress(shared_all.iter().map(|s| s.answered.load(Ordering::Relaxed)).sum());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut done = Vec::new();
+    for thread in threads {
+        done.push(thread.join().map_err(|_| anyhow::anyhow!("a connection thread panicked"))??);
+    }
+    Ok(done)
+}
+
+/// The HTTP run; returns each connection's results and the run's offset from `first`.
+fn run_http(
+    config: &LoadConfig,
+    first: Instant,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<(Vec<ConnectionDone>, Duration)> {
+    let (venue, base_url) = match &config.http {
+        HttpTarget::InProcess { shards } => {
+            let venue = http::start_venue(*shards)?;
+            let base_url = venue.base_url.clone();
+            (Some(venue), base_url)
+        }
+        HttpTarget::Remote { base_url } => (None, base_url.trim_end_matches('/').to_string()),
+    };
+    let accounts = http::open_accounts(&base_url, config.connections)?;
+    let start = Instant::now();
+    let per_connection_rate = config.rate as f64 / config.connections as f64;
+    let interval_ns = (config.rate > 0).then(|| (1e9 / per_connection_rate) as i64);
+    let mut threads = Vec::new();
+    let mut shared_all = Vec::new();
+    for (index, account) in accounts.into_iter().enumerate() {
+        let shared = Arc::new(Shared::new());
+        shared_all.push(shared.clone());
+        let mix = Mix::new(config.mix, config.seed.wrapping_add(index as u64), 0, 0);
+        let connection = http::Connection::new(&base_url, account);
+        let config = config.clone();
+        let tag = format!("http.conn{index}");
+        threads
+            .push(std::thread::spawn(move || http::drive(connection, mix, shared, &config, start, interval_ns, tag)));
+    }
+    let done = join_all(threads, &shared_all, &mut progress)?;
+    drop(venue);
+    Ok((done, start - first))
+}
+
+/// The binary-protocol run; returns each connection's results and the run's offset from `first`.
+fn run_binary(
+    config: &LoadConfig,
+    first: Instant,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<(Vec<ConnectionDone>, Duration)> {
     let (venue, address, symbol_id) = match &config.target {
         Target::InProcess { shards, busy_poll } => {
             let (venue, address, symbol_id) = start_venue(config.connections, *shards, *busy_poll)?;
@@ -168,7 +298,6 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(u64)) -> anyhow::Result
         Target::Remote { address, symbol_id, .. } => (None, *address, *symbol_id),
     };
     let start = Instant::now();
-    let start_time = SystemTime::now();
     let per_connection_rate = config.rate as f64 / config.connections as f64;
     let mut threads = Vec::new();
     let mut shared_all = Vec::new();
@@ -184,7 +313,7 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(u64)) -> anyhow::Result
         shared_all.push(shared.clone());
         let mix = Mix::new(config.mix, config.seed.wrapping_add(connection as u64), portfolio_id, symbol_id);
         let duration = config.duration;
-        let tag = format!("conn{connection}");
+        let tag = format!("binary.conn{connection}");
         let (sender, receiver) = client.split();
         if config.rate == 0 {
             threads.push(std::thread::spawn(move || closed_loop(sender, receiver, mix, shared, start, duration, tag)));
@@ -202,26 +331,9 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(u64)) -> anyhow::Result
             }));
         }
     }
-    while !threads.iter().all(|t| t.is_finished()) {
-        progress(shared_all.iter().map(|s| s.answered.load(Ordering::Relaxed)).sum());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let elapsed = start.elapsed();
-    let mut kinds: Vec<KindResult> =
-        KINDS.iter().map(|&name| KindResult { name, histogram: new_histogram() }).collect();
-    let mut intervals = Vec::new();
-    let (mut sent, mut answered) = (0, 0);
-    for thread in threads {
-        let done = thread.join().map_err(|_| anyhow::anyhow!("a connection thread panicked"))??;
-        for (kind, histogram) in kinds.iter_mut().zip(&done.histograms) {
-            kind.histogram.add(histogram).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        }
-        intervals.extend(done.intervals);
-        sent += done.sent;
-        answered += done.answered;
-    }
+    let done = join_all(threads, &shared_all, &mut progress)?;
     drop(venue);
-    Ok(LoadResult { kinds, intervals, start_time, sent, answered, elapsed })
+    Ok((done, start - first))
 }
 
 struct ConnectionDone {
@@ -229,6 +341,7 @@ struct ConnectionDone {
     intervals: Vec<IntervalRecord>,
     sent: u64,
     answered: u64,
+    statuses: BTreeMap<String, u64>,
 }
 
 fn now_ns(start: Instant) -> i64 {
@@ -398,7 +511,13 @@ impl Recorder {
 
     fn finish(mut self, _start: Instant) -> ConnectionDone {
         self.close_interval();
-        ConnectionDone { histograms: self.total, intervals: self.intervals, sent: 0, answered: self.answered }
+        ConnectionDone {
+            histograms: self.total,
+            intervals: self.intervals,
+            sent: 0,
+            answered: self.answered,
+            statuses: BTreeMap::new(),
+        }
     }
 }
 
@@ -414,6 +533,8 @@ mod tests {
             mix,
             seed: 3,
             target: Target::InProcess { shards: 1, busy_poll: false },
+            protocol: Protocol::Binary,
+            http: HttpTarget::InProcess { shards: 1 },
         }
     }
 
@@ -425,7 +546,7 @@ mod tests {
         let counted: u64 = result.kinds.iter().map(|k| k.histogram.len()).sum();
         assert_eq!(counted, result.answered);
         assert!(!result.kinds[0].histogram.is_empty() && !result.kinds[1].histogram.is_empty());
-        assert!(report::percentile_table(&result).contains("| new_order |"));
+        assert!(report::percentile_table(&result).contains("| binary.new_order |"));
     }
 
     #[test]
@@ -446,5 +567,30 @@ mod tests {
         report::draw_spectrum(&result, &svg, "test").unwrap();
         assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
         let _ = std::fs::remove_dir_all(&directory);
+    }
+
+    #[test]
+    fn a_closed_loop_http_run_places_every_order_against_a_served_venue() {
+        let config = LoadConfig {
+            protocol: Protocol::Http,
+            duration: Duration::from_millis(400),
+            ..in_process(0, MixKind::NewCancel)
+        };
+        let result = run(&config, |_| {}).unwrap();
+        assert!(result.sent > 0);
+        assert_eq!(result.answered, result.sent);
+        let new_orders = result.kinds.iter().find(|k| k.name == "http.new_order").unwrap().histogram.len();
+        assert!(new_orders > 0);
+        assert_eq!(result.http_statuses.get("new_order 201").copied(), Some(new_orders), "{:?}", result.http_statuses);
+        let failed: Vec<_> = result
+            .http_statuses
+            .keys()
+            .filter(|status| !status.ends_with(" 200") && !status.ends_with(" 201"))
+            .collect();
+        assert!(failed.is_empty(), "{:?}", result.http_statuses);
+        let table = report::percentile_table(&result);
+        assert!(table.contains("| http.new_order |") && table.contains("| http.cancel |"), "{table}");
+        assert!(!table.contains("binary."), "{table}");
+        assert!(result.intervals.iter().all(|interval| interval.tag.starts_with("http.conn")));
     }
 }

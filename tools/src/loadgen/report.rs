@@ -64,7 +64,7 @@ fn spectrum_x(quantile: f64) -> f64 {
 /// Draws latency against percentile (log scale of the tail) for every message type.
 pub fn draw_spectrum(result: &LoadResult, path: &Path, title: &str) -> anyhow::Result<()> {
     let drawn: Vec<(&str, &Histogram<u64>)> =
-        result.kinds.iter().filter(|k| !k.histogram.is_empty()).map(|k| (k.name, &k.histogram)).collect();
+        result.kinds.iter().filter(|k| !k.histogram.is_empty()).map(|k| (k.name.as_str(), &k.histogram)).collect();
     let max_us = drawn.iter().map(|(_, h)| h.max() as f64 / 1_000.0).fold(1.0, f64::max);
     let x_max = 5.0;
     let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
