@@ -201,7 +201,7 @@ impl crate::binary::ApiKeys for AccountStore {
 
     fn owner(&self, portfolio_id: PortfolioId) -> Option<UserId> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        state.portfolios.values().find(|p| p.engine_portfolio_id == portfolio_id).map(|p| p.user_id)
+        state.owner_by_engine_id.get(&portfolio_id).copied()
     }
 }
 

@@ -93,6 +93,9 @@ pub struct Accounts {
     pub user_by_username: HashMap<String, UserId>,
     pub keys: HashMap<[u8; 32], UserId>,
     pub portfolios: HashMap<PortfolioId, PortfolioEntry>,
+    /// The owner of each engine portfolio currently behind a portfolio: the binary gateway routes
+    /// every fill report through it, so it is a lookup, not a scan of `portfolios`.
+    pub owner_by_engine_id: HashMap<PortfolioId, UserId>,
     pub next_user_id: UserId,
 }
 
@@ -126,6 +129,7 @@ impl Accounts {
                 self.keys.insert(hash, user_id);
             }
             AccountRecord::Portfolio { user_id, portfolio_id, engine_portfolio_id, name, starting_balance_micros } => {
+                self.owner_by_engine_id.insert(engine_portfolio_id, user_id);
                 self.portfolios.insert(
                     portfolio_id,
                     PortfolioEntry { user_id, portfolio_id, engine_portfolio_id, name, starting_balance_micros },
@@ -134,6 +138,8 @@ impl Accounts {
             AccountRecord::PortfolioReset { portfolio_id, engine_portfolio_id } => {
                 let entry =
                     self.portfolios.get_mut(&portfolio_id).ok_or_else(|| format!("reset of unknown {portfolio_id}"))?;
+                self.owner_by_engine_id.remove(&entry.engine_portfolio_id);
+                self.owner_by_engine_id.insert(engine_portfolio_id, entry.user_id);
                 entry.engine_portfolio_id = engine_portfolio_id;
             }
         }
