@@ -9,10 +9,7 @@
 //! it stops after that many and prints `final shard=<k> hash=<state hash>` per shard.
 
 use anyhow::Context;
-use simex::runtime::{
-    Durability, JournalSettings, Response, Runtime, RuntimeConfig, SnapshotSettings, SubmitError, Submitter,
-    WaitStrategy,
-};
+use simex::runtime::{Durability, JournalSettings, Runtime, RuntimeConfig, SnapshotSettings, Submitter, WaitStrategy};
 use simex_engine::{CommandBody, EventBody, InstrumentTable, NewOrder, OrderId, Side};
 use std::io::Write;
 use std::path::PathBuf;
@@ -138,23 +135,12 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
 
 /// Submits one command, waits for it, returns the ids of the orders it accepted.
 fn round_trip(submitter: &mut Submitter, command: CommandBody) -> Vec<OrderId> {
-    let ticket = loop {
-        match submitter.submit(command) {
-            Ok(ticket) => break ticket,
-            Err(SubmitError::Busy) => std::thread::yield_now(),
-        }
-    };
-    let mut accepted = Vec::new();
-    loop {
-        match submitter.poll() {
-            Some(Response::Event { ticket: t, event, .. }) if t == ticket => {
-                if let EventBody::OrderAccepted(order) = event.body {
-                    accepted.push(order.order_id);
-                }
-            }
-            Some(Response::Done { ticket: t, .. }) if t == ticket => return accepted,
-            Some(_) => {}
-            None => std::thread::yield_now(),
-        }
-    }
+    submitter
+        .execute(command)
+        .into_iter()
+        .filter_map(|event| match event.body {
+            EventBody::OrderAccepted(order) => Some(order.order_id),
+            _ => None,
+        })
+        .collect()
 }

@@ -12,7 +12,7 @@
 
 use simex::projection::batch::{order_status, Batch};
 use simex::projection::{self, store, AccountRecord, ProjectionConfig, ProjectionHandle};
-use simex::runtime::{Durability, JournalSettings, Response, Runtime, RuntimeConfig, SubmitError, Submitter};
+use simex::runtime::{Durability, JournalSettings, Runtime, RuntimeConfig, Submitter};
 use simex_engine::codec::decode_event;
 use simex_engine::{CommandBody, Event, EventBody, InstrumentTable, NewOrder, OrderId, Side, TimeInForce};
 use simex_journal::JournalReader;
@@ -197,25 +197,14 @@ impl Venue {
 
 /// Submits one command, waits for it, returns the ids of the orders it accepted.
 fn round_trip(submitter: &mut Submitter, command: CommandBody) -> Vec<OrderId> {
-    let ticket = loop {
-        match submitter.submit(command) {
-            Ok(ticket) => break ticket,
-            Err(SubmitError::Busy) => std::thread::yield_now(),
-        }
-    };
-    let mut accepted = Vec::new();
-    loop {
-        match submitter.poll() {
-            Some(Response::Event { ticket: t, event, .. }) if t == ticket => {
-                if let EventBody::OrderAccepted(order) = event.body {
-                    accepted.push(order.order_id);
-                }
-            }
-            Some(Response::Done { ticket: t, .. }) if t == ticket => return accepted,
-            Some(_) => {}
-            None => std::thread::yield_now(),
-        }
-    }
+    submitter
+        .execute(command)
+        .into_iter()
+        .filter_map(|event| match event.body {
+            EventBody::OrderAccepted(order) => Some(order.order_id),
+            _ => None,
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -632,24 +632,8 @@ fn records_that_verify_but_make_no_sense_are_reported_with_their_place() {
 
 /// Drives a journaled `Runtime` with `commands` commands of the random stream, one at a time.
 fn drive(submitter: &mut simex::runtime::Submitter, generator: &mut StreamGenerator, commands: usize) {
-    use simex::runtime::{Response, SubmitError};
     for _ in 0..commands {
-        let body = generator.next_command().body;
-        let ticket = loop {
-            match submitter.submit(body) {
-                Ok(ticket) => break ticket,
-                Err(SubmitError::Busy) => std::thread::yield_now(),
-            }
-        };
-        let mut events = Vec::new();
-        loop {
-            match submitter.poll() {
-                Some(Response::Event { ticket: t, event, .. }) if t == ticket => events.push(event),
-                Some(Response::Done { ticket: t, .. }) if t == ticket => break,
-                Some(_) => {}
-                None => std::thread::yield_now(),
-            }
-        }
+        let events = submitter.execute(generator.next_command().body);
         generator.observe(&events);
     }
 }

@@ -37,7 +37,7 @@ use super::wait::Waker;
 use crossbeam_utils::Backoff;
 use disruptor::{Producer, SingleConsumerBarrier, SingleProducer};
 use simex_engine::engine::ORDER_ID_SHARD_SHIFT;
-use simex_engine::CommandBody;
+use simex_engine::{CommandBody, Event};
 use std::sync::{Arc, OnceLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -139,6 +139,27 @@ impl Submitter {
                 return false;
             }
             backoff.snooze();
+        }
+    }
+
+    /// Submits one command and waits for it, returning its events: one command in flight, yielding
+    /// while the ring is busy or the answer is not there. For tools, tests and the load driver, not
+    /// for gateways (it allocates and blocks); answers to other tickets are dropped.
+    pub fn execute(&mut self, command: CommandBody) -> Vec<Event> {
+        let ticket = loop {
+            match self.submit(command) {
+                Ok(ticket) => break ticket,
+                Err(SubmitError::Busy) => std::thread::yield_now(),
+            }
+        };
+        let mut events = Vec::new();
+        loop {
+            match self.poll() {
+                Some(Response::Event { ticket: t, event, .. }) if t == ticket => events.push(event),
+                Some(Response::Done { ticket: t, .. }) if t == ticket => return events,
+                Some(_) => {}
+                None => std::thread::yield_now(),
+            }
         }
     }
 
