@@ -32,7 +32,7 @@
 //! | 10 | `HaltedSet` | 8 |
 //! | 11 | `ReferenceQuoteSet` | 40 |
 //! | 12 | `ReferenceTradePrinted` | 24 |
-//! | 13 | `ConditionalAccepted` | 104 |
+//! | 13 | `ConditionalAccepted` | 112 |
 //! | 14 | `OrderTriggered` | 32 |
 //!
 //! A `Fill` whose maker or taker order id is 0 has the simulated market on that side (its portfolio
@@ -46,7 +46,7 @@
 //! | `OrderKind` | 1 limit, 2 market |
 //! | `TimeInForce` | 1 GTC, 2 DAY, 3 GTD, 4 IOC, 5 FOK |
 //! | `SelfTradePolicy` | 1 default, 2 cancel resting, 3 cancel incoming, 4 cancel both, 5 allow |
-//! | `TriggerKind` | 1 stop, 2 take-profit, 3 trailing stop (`none` is never encoded) |
+//! | `TriggerKind` | 1 stop, 2 take-profit, 3 trailing stop, 4 delayed (`none` is never encoded) |
 //! | `RejectReason`, `CancelReason` | their own stable codes (`code()`), as `u16` |
 //!
 //! These numbers are part of the journal format: never renumber one, only add. The codes are not
@@ -255,7 +255,9 @@ pub(crate) struct ConditionalWire {
     pub(crate) time_in_force: u8,
     pub(crate) self_trade_policy: u8,
     pub(crate) trigger: u8,
-    pub(crate) _pad: [u8; 5],
+    pub(crate) post_only: u8,
+    pub(crate) _pad: [u8; 4],
+    pub(crate) execute_at_ns: i64,
 }
 
 impl ConditionalWire {
@@ -278,13 +280,15 @@ impl ConditionalWire {
             time_in_force: time_in_force_code(c.time_in_force),
             self_trade_policy: self_trade_policy_code(c.self_trade_policy),
             trigger: trigger_code(c.trigger),
-            _pad: [0; 5],
+            post_only: u8::from(c.post_only),
+            _pad: [0; 4],
+            execute_at_ns: c.execute_at_ns.to_le(),
         }
     }
 
     /// The conditional order, or the name of the first field that holds an invalid code.
     pub(crate) fn decode(&self) -> Result<AcceptedConditional, (&'static str, u8)> {
-        if self._pad != [0; 5] {
+        if self._pad != [0; 4] {
             return Err(("_pad", 0));
         }
         let code = |field: &'static str, code: u8| (field, code);
@@ -308,6 +312,8 @@ impl ConditionalWire {
             trail_bps: i64::from_le(self.trail_bps),
             parent_order_id: u64::from_le(self.parent_order_id),
             oco_order_id: u64::from_le(self.oco_order_id),
+            execute_at_ns: i64::from_le(self.execute_at_ns),
+            post_only: bool_from_code(self.post_only).ok_or(code("post_only", self.post_only))?,
         })
     }
 }
@@ -348,12 +354,12 @@ const _: () = {
     assert!(size_of::<HaltedWire>() == 8);
     assert!(size_of::<ReferenceQuoteWire>() == 40);
     assert!(size_of::<ReferenceTradeWire>() == 24);
-    assert!(size_of::<ConditionalWire>() == 104);
+    assert!(size_of::<ConditionalWire>() == 112);
     assert!(size_of::<TriggeredWire>() == 32);
 };
 
 /// The largest payload of any event: a buffer of this size holds every encoding.
-pub const PAYLOAD_MAX: usize = 104;
+pub const PAYLOAD_MAX: usize = 112;
 
 /// The payload length of a record type, or `None` if it is not an event type.
 pub fn payload_len(record_type: u16) -> Option<usize> {
@@ -478,6 +484,7 @@ pub(crate) fn trigger_code(trigger: TriggerKind) -> u8 {
         TriggerKind::Stop => 1,
         TriggerKind::TakeProfit => 2,
         TriggerKind::TrailingStop => 3,
+        TriggerKind::Delayed => 4,
     }
 }
 
@@ -486,6 +493,7 @@ pub(crate) fn trigger_from_code(code: u8) -> Option<TriggerKind> {
         1 => Some(TriggerKind::Stop),
         2 => Some(TriggerKind::TakeProfit),
         3 => Some(TriggerKind::TrailingStop),
+        4 => Some(TriggerKind::Delayed),
         _ => None,
     }
 }
@@ -943,6 +951,8 @@ mod tests {
             trail_bps: 0,
             parent_order_id: (3 << 48) | 77,
             oco_order_id: (3 << 48) | 79,
+            execute_at_ns: 0,
+            post_only: false,
         }
     }
 
@@ -950,19 +960,39 @@ mod tests {
     fn a_conditional_order_has_a_fixed_layout() {
         let mut buffer = [0u8; PAYLOAD_MAX];
         let (record_type, len) = encode_event(&EventBody::ConditionalAccepted(conditional()), &mut buffer);
-        assert_eq!((record_type, len), (13, 104));
+        assert_eq!((record_type, len), (13, 112));
         assert_eq!(buffer[..8], ((3u64 << 48) | 78).to_le_bytes());
         assert_eq!(buffer[32..40], 15_100i64.to_le_bytes(), "trigger price after the expiry");
-        assert_eq!(buffer[94..104], [2, 1, 2, 4, 2, 0, 0, 0, 0, 0], "side, kind, tif, policy, trigger, padding");
+        assert_eq!(
+            buffer[94..112],
+            [2, 1, 2, 4, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            "side, kind, tif, policy, trigger, post-only, padding, execution time"
+        );
         let mut bad = buffer;
         bad[98] = 0; // TriggerKind::None is not a conditional order
         assert!(matches!(
-            decode_event(13, 1, 0, &bad[..104]),
+            decode_event(13, 1, 0, &bad[..112]),
             Err(CodecError::InvalidCode { field: "trigger", code: 0, .. })
         ));
         bad[98] = 2;
+        bad[99] = 2;
+        assert!(matches!(
+            decode_event(13, 1, 0, &bad[..112]),
+            Err(CodecError::InvalidCode { field: "post_only", code: 2, .. })
+        ));
+        bad[99] = 0;
         bad[103] = 1;
-        assert!(matches!(decode_event(13, 1, 0, &bad[..104]), Err(CodecError::NonZeroPadding { .. })));
+        assert!(matches!(decode_event(13, 1, 0, &bad[..112]), Err(CodecError::NonZeroPadding { .. })));
+        let delayed = AcceptedConditional {
+            trigger: TriggerKind::Delayed,
+            execute_at_ns: 1_767_600_000_005_000_000,
+            post_only: true,
+            ..conditional()
+        };
+        let (_, len) = encode_event(&EventBody::ConditionalAccepted(delayed), &mut buffer);
+        assert_eq!((buffer[98], buffer[99]), (4, 1), "delayed, post-only");
+        assert_eq!(buffer[104..112], 1_767_600_000_005_000_000i64.to_le_bytes());
+        assert_eq!(decode_event(13, 1, 0, &buffer[..len]).unwrap().body, EventBody::ConditionalAccepted(delayed));
     }
 
     /// One of every variant, with every enum value and both booleans somewhere.
@@ -981,6 +1011,12 @@ mod tests {
             },
             EventBody::OrderAccepted(accepted()),
             EventBody::ConditionalAccepted(conditional()),
+            EventBody::ConditionalAccepted(AcceptedConditional {
+                trigger: TriggerKind::Delayed,
+                execute_at_ns: 5,
+                post_only: true,
+                ..conditional()
+            }),
             EventBody::ConditionalAccepted(AcceptedConditional {
                 trigger: TriggerKind::TrailingStop,
                 trail_ticks: 0,

@@ -301,6 +301,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         self.last_timestamp_ns = command.timestamp_ns;
         self.now_ns = command.timestamp_ns;
         self.expire_due(out);
+        self.execute_due(out);
         match command.body {
             CommandBody::CreatePortfolio { portfolio_id, cash_micros } => {
                 self.decide_create_portfolio(portfolio_id, cash_micros, out)
@@ -660,6 +661,12 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     fn decide_new_order(&mut self, new: &NewOrder, out: &mut Vec<Event>) {
         if new.trigger != TriggerKind::None {
             return match self.check_conditional(new) {
+                Ok(accepted) => self.emit(out, EventBody::ConditionalAccepted(accepted)),
+                Err(reason) => self.reject(out, new.portfolio_id, 0, new.client_order_id, reason),
+            };
+        }
+        if self.delays(new.symbol_id) {
+            return match self.check_delayed(new) {
                 Ok(accepted) => self.emit(out, EventBody::ConditionalAccepted(accepted)),
                 Err(reason) => self.reject(out, new.portfolio_id, 0, new.client_order_id, reason),
             };
@@ -1385,6 +1392,10 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 c.oco_order_id as i64,
             ] {
                 put(value);
+            }
+            if c.trigger == TriggerKind::Delayed {
+                put(c.execute_at_ns);
+                put(i64::from(c.post_only));
             }
         }
         put(-3);

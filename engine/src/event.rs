@@ -147,6 +147,20 @@ pub struct AcceptedConditional {
     pub parent_order_id: OrderId,
     /// The order this one cancels, and is cancelled by, when either fires or ends (0 for none).
     pub oco_order_id: OrderId,
+    /// A delayed order's (`TriggerKind::Delayed`) time of execution; 0 for every other trigger.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub execute_at_ns: i64,
+    /// A delayed order is post-only (it keeps its flag in flight); false for every other trigger.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub post_only: bool,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -85,6 +85,17 @@ pub struct InstrumentSpec {
     /// false: only trades through their price fill them).
     #[serde(default)]
     pub queue_position: bool,
+    /// Latency model: the delay between an order's acceptance and its execution, in microseconds
+    /// (default 0: off; at most 60 s). See `docs/simulation.md`.
+    #[serde(default)]
+    pub latency_us: Option<u32>,
+    /// Latency model: a uniform random extra delay of 0 to this many microseconds, drawn per order
+    /// from `latency_seed` and the order id (default 0).
+    #[serde(default)]
+    pub latency_jitter_us: Option<u32>,
+    /// Latency model: the seed of the jitter (default 0).
+    #[serde(default)]
+    pub latency_seed: Option<u64>,
 }
 
 fn default_price_band_bps() -> u32 {
@@ -265,6 +276,10 @@ impl Instrument {
     }
 }
 
+/// The longest modelled latency (base or jitter): a minute.
+const LATENCY_US_MAX: u32 = 60_000_000;
+const NANOS_PER_MICRO: i64 = 1_000;
+
 /// The simulation parameters of a spec: asset-class defaults overridden by the spec's own values,
 /// each checked against its range.
 fn sim_params(spec: &InstrumentSpec, lot: Step) -> Result<SimParams, (&'static str, String)> {
@@ -288,6 +303,11 @@ fn sim_params(spec: &InstrumentSpec, lot: Step) -> Result<SimParams, (&'static s
     rate("quote_size_limit_bps", spec.quote_size_limit_bps, 1..=10_000_000, &mut params.quote_size_limit_bps)?;
     rate("adv_limit_bps", spec.adv_limit_bps, 1..=10_000_000, &mut params.adv_limit_bps)?;
     rate("slices_max", spec.slices_max, 1..=SLICES_MAX as u32, &mut params.slices_max)?;
+    rate("latency_us", spec.latency_us, 0..=LATENCY_US_MAX, &mut params.latency_ns)?;
+    rate("latency_jitter_us", spec.latency_jitter_us, 0..=LATENCY_US_MAX, &mut params.latency_jitter_ns)?;
+    params.latency_ns *= NANOS_PER_MICRO;
+    params.latency_jitter_ns *= NANOS_PER_MICRO;
+    params.latency_seed = spec.latency_seed.unwrap_or(0);
     if let Some(text) = &spec.adv {
         let lots = Decimal::parse(text).and_then(|d| d.to_steps(lot)).map_err(|e| ("adv", e.to_string()))?;
         if lots <= 0 {

@@ -32,7 +32,7 @@
 //! own (an accepted order sits in a crossed book until its fills are applied); `from_snapshot`
 //! refuses those, because it accepts only states that pass `check_invariants`.
 //!
-//! # Format (version 3)
+//! # Format (version 4)
 //! A header, then the records, each a `#[repr(C)]` [`bytemuck::Pod`] struct with little-endian
 //! integers, explicit zero padding, and codes instead of enums and bools (those of `codec`). Every
 //! size is a multiple of 8.
@@ -44,7 +44,7 @@
 //! | open order (with its queue position) | 96 | one per open order: symbol ascending, bids then asks, priority order |
 //! | position (without the derived lot sums) | 48 | one per entry, (portfolio, symbol) ascending |
 //! | account | 104 | flag bit 0 set: one per account, portfolio ascending; else none |
-//! | conditional order (the `ConditionalAccepted` payload, then the best price) | 112 | one per waiting order, id ascending |
+//! | conditional order (the `ConditionalAccepted` payload, then the best price) | 120 | one per waiting order, id ascending |
 //!
 //! A ledger snapshot is a 16-byte header (magic `SIMEXLDG`, version, count) and account records.
 //! There is no checksum: the file that carries a snapshot has one.
@@ -87,7 +87,7 @@ use std::cmp::Reverse;
 use std::mem::size_of;
 
 /// The snapshot format version this code writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 3;
+pub const SNAPSHOT_VERSION: u32 = 4;
 const ENGINE_MAGIC: [u8; 8] = *b"SIMEXSNP";
 const LEDGER_MAGIC: [u8; 8] = *b"SIMEXLDG";
 /// Header flag: account records follow the positions.
@@ -225,7 +225,7 @@ const _: () = {
     assert!(size_of::<OrderRecord>() == 96);
     assert!(size_of::<PositionRecord>() == 48);
     assert!(size_of::<AccountRecord>() == 104);
-    assert!(size_of::<ConditionalRecord>() == 112);
+    assert!(size_of::<ConditionalRecord>() == 120);
 };
 
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -785,6 +785,10 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             };
             if !trail_ok {
                 return Err(inconsistent(format!("conditional order {id} has an invalid trail")));
+            }
+            let delayed = c.trigger == crate::types::TriggerKind::Delayed;
+            if !delayed && (c.execute_at_ns != 0 || c.post_only) {
+                return Err(inconsistent(format!("conditional order {id} has fields of a delayed order")));
             }
             // `insert` files an OCO link both ways: the records must already agree.
             if c.oco_order_id != 0 && by_id.get(&c.oco_order_id).is_none_or(|peer| peer.oco_order_id != id) {

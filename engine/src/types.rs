@@ -70,6 +70,10 @@ pub enum TriggerKind {
     /// A stop that follows the best price printed since acceptance at a distance of `trail_ticks`
     /// or `trail_bps`, and only ever tightens.
     TrailingStop,
+    /// An order in flight under its instrument's latency model: accepted now, sent to the book at
+    /// its `execute_at_ns` (see `docs/simulation.md`). Only the engine creates it; a new order that
+    /// asks for it is rejected `invalid_trigger`.
+    Delayed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

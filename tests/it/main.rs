@@ -8,11 +8,13 @@
 //! - `simulated`: reference prices, simulated liquidity, impact, liquidity limits, trade-through.
 //! - `conditional`: stops, take-profits, trailing stops, OCO and brackets on scripted price paths,
 //!   and their properties over random streams.
+//! - `latency`: the latency model: delayed execution, cancel in flight, risk at execution, seeds.
 //! - `codec`: the journal's event encoding and engine snapshots on random streams.
 
 mod codec;
 mod conditional;
 mod differential;
+mod latency;
 mod properties;
 mod runtime;
 mod scenarios;

@@ -12,7 +12,8 @@
 //! print is at or above the trigger: buy stops, sell take-profits) and `falling` (at or below: sell
 //! stops, buy take-profits). A print visits only the orders that fire: `O(log n + fired)`.
 //! Trailing stops are in [`trail::TrailBook`]s (per symbol, side and trail unit), whose cost is
-//! described there. Nothing is scanned per print.
+//! described there. Nothing is scanned per print. Delayed orders (the latency model, which fire on
+//! time, not price) sit in one set keyed by execution time: `O(log n + due)` per command.
 //!
 //! # Links
 //! - OCO: each leg names the other (`oco_order_id`); when one fires or ends, the engine cancels the
@@ -86,6 +87,8 @@ pub(crate) struct ConditionalBook {
     symbols: Vec<SymbolTriggers>,
     /// Live entry -> its exits (0 = none). See the module documentation.
     children: BTreeMap<OrderId, [OrderId; 2]>,
+    /// (execution time, id) of every delayed order.
+    delayed: BTreeSet<(i64, OrderId)>,
 }
 
 impl ConditionalBook {
@@ -94,6 +97,7 @@ impl ConditionalBook {
             orders: BTreeMap::new(),
             symbols: (0..symbol_count).map(|_| SymbolTriggers::new()).collect(),
             children: BTreeMap::new(),
+            delayed: BTreeSet::new(),
         }
     }
 
@@ -154,6 +158,9 @@ impl ConditionalBook {
     fn index(&mut self, c: &AcceptedConditional, best_ticks: i64) {
         let triggers = &mut self.symbols[usize::from(c.symbol_id)];
         match c.trigger {
+            TriggerKind::Delayed => {
+                self.delayed.insert((c.execute_at_ns, c.order_id));
+            }
             TriggerKind::TrailingStop => {
                 let (book, trail) = triggers.trail_book(c);
                 book.insert(c.order_id, best_ticks, trail);
@@ -179,6 +186,7 @@ impl ConditionalBook {
         if c.qty_lots > 0 {
             let triggers = &mut self.symbols[usize::from(c.symbol_id)];
             let removed = match c.trigger {
+                TriggerKind::Delayed => self.delayed.remove(&(c.execute_at_ns, order_id)),
                 TriggerKind::TrailingStop => {
                     let (book, trail) = triggers.trail_book(&c);
                     book.remove(order_id, trail)
@@ -258,6 +266,12 @@ impl ConditionalBook {
                 .is_some_and(|t| !t.rising.is_empty() || !t.falling.is_empty() || t.trails.iter().any(|b| b.len() > 0))
     }
 
+    /// The delayed orders due at `now_ns`, by execution time then id. Changes nothing.
+    pub(crate) fn collect_due(&self, now_ns: i64, due: &mut Vec<OrderId>) {
+        due.clear();
+        due.extend(self.delayed.iter().take_while(|(execute_at_ns, _)| *execute_at_ns <= now_ns).map(|(_, id)| *id));
+    }
+
     /// The orders a print at `price_ticks` fires, sorted by id (acceptance order). Changes nothing.
     pub(crate) fn collect(&self, symbol_id: SymbolId, price_ticks: i64, fired: &mut Vec<OrderId>) {
         fired.clear();
@@ -287,6 +301,12 @@ impl ConditionalBook {
     /// That every waiting order is indexed exactly where it should be and the links agree.
     pub(crate) fn verify(&self) -> Result<(), String> {
         let (mut fixed, mut trailing) = (0usize, 0usize);
+        for &(execute_at_ns, order_id) in &self.delayed {
+            let c = self.orders.get(&order_id).ok_or(format!("delayed order {order_id} is not waiting"))?;
+            if c.trigger != TriggerKind::Delayed || c.execute_at_ns != execute_at_ns || c.qty_lots <= 0 {
+                return Err(format!("delayed order {order_id} is misfiled"));
+            }
+        }
         for (symbol_index, triggers) in self.symbols.iter().enumerate() {
             for (set, rising) in [(&triggers.rising, true), (&triggers.falling, false)] {
                 for &(trigger, order_id) in set {
@@ -321,8 +341,9 @@ impl ConditionalBook {
             }
         }
         let indexed = self.orders.values().filter(|c| c.qty_lots > 0).count();
-        if fixed + trailing != indexed {
-            return Err(format!("{indexed} conditional orders can fire but {} are indexed", fixed + trailing));
+        if fixed + trailing + self.delayed.len() != indexed {
+            let filed = fixed + trailing + self.delayed.len();
+            return Err(format!("{indexed} conditional orders can fire but {filed} are indexed"));
         }
         for c in self.orders.values() {
             if c.trigger == TriggerKind::None || c.qty_lots < 0 {

@@ -39,7 +39,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             return Err(RejectReason::InvalidTrigger);
         }
         let trigger_price_ticks = match new.trigger {
-            TriggerKind::None => return Err(RejectReason::InvalidTrigger),
+            TriggerKind::None | TriggerKind::Delayed => return Err(RejectReason::InvalidTrigger),
             TriggerKind::Stop | TriggerKind::TakeProfit => {
                 if new.trigger_price_ticks <= 0 || new.trail_ticks != 0 || new.trail_bps != 0 {
                     return Err(RejectReason::InvalidTrigger);
@@ -85,7 +85,65 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             trail_bps: new.trail_bps,
             parent_order_id: 0,
             oco_order_id: new.oco_order_id,
+            execute_at_ns: 0,
+            post_only: false,
         })
+    }
+
+    /// Whether the latency model holds orders of this symbol between acceptance and execution.
+    pub(super) fn delays(&self, symbol_id: SymbolId) -> bool {
+        self.owns(symbol_id) && self.instrument(symbol_id).sim.has_latency()
+    }
+
+    /// Accepts a book order under the latency model: it waits, as a `Delayed` conditional order,
+    /// until its execution time, then goes to the book checked again like any conditional order
+    /// that fires (see `docs/simulation.md`). The checks now are those of a conditional order.
+    pub(super) fn check_delayed(&mut self, new: &NewOrder) -> Result<AcceptedConditional, RejectReason> {
+        if new.oco_order_id != 0 {
+            return Err(RejectReason::InvalidTrigger);
+        }
+        let checked = self.check_new_order(new, CheckMode::Conditional)?;
+        let execute_at_ns = self.now_ns.saturating_add(self.instrument(new.symbol_id).sim.delay_ns(checked.order_id));
+        Ok(AcceptedConditional {
+            order_id: checked.order_id,
+            portfolio_id: new.portfolio_id,
+            symbol_id: new.symbol_id,
+            side: new.side,
+            kind: new.kind,
+            price_ticks: checked.price_ticks,
+            qty_lots: new.qty_lots,
+            time_in_force: checked.time_in_force,
+            expire_at_ns: self.conditional_expiry(new)?,
+            client_order_id: new.client_order_id,
+            self_trade_policy: checked.self_trade_policy,
+            trigger: TriggerKind::Delayed,
+            trigger_price_ticks: 0,
+            trail_ticks: 0,
+            trail_bps: 0,
+            parent_order_id: 0,
+            oco_order_id: 0,
+            execute_at_ns,
+            post_only: new.post_only,
+        })
+    }
+
+    /// Sends every delayed order whose execution time has come to the book, earliest first, before
+    /// the command that brought the time (so it meets the prices of its execution time, not the
+    /// ones that command brings).
+    pub(super) fn execute_due(&mut self, out: &mut Vec<Event>) {
+        if self.conditionals.len() == 0 {
+            return;
+        }
+        let mut due = std::mem::take(&mut self.fired_scratch);
+        self.conditionals.collect_due(self.now_ns, &mut due);
+        for &order_id in &due {
+            // An earlier one may have ended this one (an entry's fill cannot, but stay general).
+            if let Some(c) = self.conditionals.get(order_id) {
+                let price_ticks = self.reference_price(c.symbol_id).unwrap_or(0);
+                self.fire(order_id, price_ticks, out);
+            }
+        }
+        self.fired_scratch = due;
     }
 
     /// A waiting conditional order expires by its time in force (DAY, GTD), whatever it becomes.
@@ -129,8 +187,17 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             return reject(self, out, RejectReason::BookFull);
         }
         // The entry is checked in full (and a book entry reserves); the exits are checked when they
-        // fire, when the position they close exists.
-        let entry_id = if entry.trigger == TriggerKind::None {
+        // fire, when the position they close exists. Under the latency model a book entry is
+        // delayed like any book order.
+        let entry_id = if entry.trigger == TriggerKind::None && self.delays(entry.symbol_id) {
+            match self.check_delayed(entry) {
+                Ok(accepted) => {
+                    self.emit(out, EventBody::ConditionalAccepted(accepted));
+                    accepted.order_id
+                }
+                Err(reason) => return reject(self, out, reason),
+            }
+        } else if entry.trigger == TriggerKind::None {
             match self.check_new_order(entry, CheckMode::Book) {
                 Ok(accepted) => {
                     self.emit(out, EventBody::OrderAccepted(accepted));
@@ -166,6 +233,8 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 trail_bps: 0,
                 parent_order_id: entry_id,
                 oco_order_id,
+                execute_at_ns: 0,
+                post_only: false,
             };
         let take_profit_id = (take_profit_price_ticks > 0).then(|| self.next_order_id());
         let stop_loss_id =
@@ -245,7 +314,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             time_in_force: c.time_in_force,
             expire_at_ns: c.expire_at_ns,
             client_order_id: c.client_order_id,
-            post_only: false,
+            post_only: c.post_only,
             self_trade_policy: c.self_trade_policy,
             trigger: TriggerKind::None,
             trigger_price_ticks: 0,

@@ -70,6 +70,12 @@ pub struct SimParams {
     /// Whether a resting order also fills on reference trades exactly at its price, once the volume
     /// traded there exceeds what stood ahead of it when it joined (see `docs/simulation.md`).
     pub queue_position: bool,
+    /// The latency model's base delay between an order's acceptance and its execution; 0 is off.
+    pub latency_ns: i64,
+    /// The latency model's uniform extra delay, 0 to this many nanoseconds per order.
+    pub latency_jitter_ns: i64,
+    /// The seed the extra delay is drawn from (with the order id).
+    pub latency_seed: u64,
 }
 
 impl SimParams {
@@ -91,7 +97,29 @@ impl SimParams {
             adv_limit_bps: 1_000,
             slices_max: 4,
             queue_position: false,
+            latency_ns: 0,
+            latency_jitter_ns: 0,
+            latency_seed: 0,
         }
+    }
+
+    /// Whether orders wait between acceptance and execution (see [`SimParams::delay_ns`]).
+    pub fn has_latency(&self) -> bool {
+        self.latency_ns > 0 || self.latency_jitter_ns > 0
+    }
+
+    /// The latency model's delay for one order: the base delay plus a uniform draw of 0 to
+    /// `latency_jitter_ns` from a hash of the seed and the order id, so the same seed and orders
+    /// give the same delays in every run, replay and backtest.
+    pub fn delay_ns(&self, order_id: OrderId) -> i64 {
+        let jitter_ns = match u64::try_from(self.latency_jitter_ns) {
+            Ok(0) | Err(_) => 0,
+            Ok(span) => {
+                let draw = xxhash_rust::xxh3::xxh3_64_with_seed(&order_id.to_le_bytes(), self.latency_seed);
+                i64::try_from(draw % (span + 1)).expect("below latency_jitter_ns")
+            }
+        };
+        self.latency_ns + jitter_ns
     }
 
     /// The most lots one order may take from simulated liquidity given the size displayed at the

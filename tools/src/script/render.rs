@@ -309,8 +309,14 @@ pub fn event_fields(instruments: &InstrumentTable, head: Obj, body: &EventBody) 
             } else {
                 obj.price(units(c.symbol_id), "trail", "trail_ticks", c.trail_ticks)
             };
-            obj.put("parent_order_id", (c.parent_order_id != 0).then_some(c.parent_order_id))
-                .put("oco_order_id", (c.oco_order_id != 0).then_some(c.oco_order_id))
+            let obj = obj
+                .put("parent_order_id", (c.parent_order_id != 0).then_some(c.parent_order_id))
+                .put("oco_order_id", (c.oco_order_id != 0).then_some(c.oco_order_id));
+            if c.trigger == simex_engine::TriggerKind::Delayed {
+                obj.time("execute_at", "execute_at_ns", c.execute_at_ns).put("post_only", c.post_only)
+            } else {
+                obj
+            }
         }
         EventBody::OrderTriggered { order_id, portfolio_id, symbol_id, price_ticks, qty_lots } => head
             .put("order_id", order_id)
