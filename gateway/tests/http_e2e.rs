@@ -728,6 +728,23 @@ fn stops_and_stop_limits_wait_then_fire_on_trade_prices() {
     let printer = Printer::new(&venue);
     let order_of = |id: &Value| venue.get(&format!("/api/portfolios/{p}/orders/{id}"), &bot).1;
 
+    // The bot follows its account over the WebSocket.
+    let ws_url = venue.base.replace("http://", "ws://");
+    let (mut account, _) = tungstenite::connect(format!("{ws_url}/ws?api_key={bot}")).unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = account.get_ref() {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    }
+    let subscribe = json!({"op": "subscribe", "channel": "account"}).to_string();
+    account.send(tungstenite::Message::Text(subscribe.into())).unwrap();
+    let mut read = || -> Value {
+        loop {
+            if let tungstenite::Message::Text(text) = account.read().unwrap() {
+                return serde_json::from_str(text.as_str()).unwrap();
+            }
+        }
+    };
+    assert_eq!(read()["type"], "subscribed");
+
     // A sell stop below the last trade waits, in the open orders, with its trigger.
     printer.print(&venue, "AAPL", "150.00");
     let stop = venue.trade(
@@ -757,6 +774,18 @@ fn stops_and_stop_limits_wait_then_fire_on_trade_prices() {
     let (_, trades) = venue.get(&format!("/api/portfolios/{p}/trades"), &bot);
     assert_eq!(trades["total"], 1);
     assert_eq!((&trades["trades"][0]["price"], &trades["trades"][0]["side"]), (&json!("149.40"), &json!("sell")));
+    // Over the WebSocket: accepted (waiting), triggered, accepted (in the book), its fill.
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let message = read();
+        assert_eq!(
+            message["order"]["order_id"].as_u64().or(message["fill"]["order_id"].as_u64()),
+            stop["order_id"].as_u64(),
+            "{message}"
+        );
+        seen.push(format!("{}/{}", message["type"].as_str().unwrap(), message["event"].as_str().unwrap_or("")));
+    }
+    assert_eq!(seen, ["order/accepted", "order/triggered", "order/accepted", "fill/"], "{seen:?}");
 
     // A buy stop-limit fires at its stop and rests at its limit when nothing is offered there.
     printer.print(&venue, "MSFT", "300.00");

@@ -614,4 +614,98 @@ mod tests {
         assert_eq!(model.trades(2, 100, 0).total, before);
         assert_eq!(model.portfolio_id_max(), 2);
     }
+
+    /// Waiting conditional orders, bracket exits' sizes and trailing stops in the read model agree
+    /// with the engine's after a stream of conditional commands; the recorded level changes,
+    /// applied in order to an empty book, give the read model's books.
+    #[test]
+    fn conditional_orders_and_level_changes_follow_the_engine() {
+        use simex_engine::TriggerKind;
+        let instruments = InstrumentTable::default_table();
+        let aapl = instruments.by_symbol("AAPL").unwrap().symbol_id;
+        let mut engine = Engine::new(EngineConfig::default(), instruments);
+        let mut model = ReadModel::default();
+        model.record_level_changes(true);
+        let limit = |p, side, price, qty| CommandBody::NewOrder(NewOrder::limit(p, aapl, side, price, qty));
+        let market = |p, side, qty| CommandBody::NewOrder(NewOrder::market(p, aapl, side, qty));
+        let commands = [
+            CommandBody::CreatePortfolio { portfolio_id: 1, cash_micros: 1_000_000_000_000 },
+            CommandBody::CreatePortfolio { portfolio_id: 2, cash_micros: 1_000_000_000_000 },
+            CommandBody::CreatePortfolio { portfolio_id: 3, cash_micros: 1_000_000_000_000 },
+            limit(1, Side::Sell, 15_000, 5),
+            market(2, Side::Buy, 1),
+            // Order 3: a trailing stop by ticks; 4: by basis points; 5: a stop; 6: OCO with 5.
+            CommandBody::NewOrder(NewOrder::market(3, aapl, Side::Sell, 2).trailing_ticks(100)),
+            CommandBody::NewOrder(NewOrder::market(3, aapl, Side::Sell, 2).trailing_bps(500)),
+            CommandBody::NewOrder(NewOrder::market(3, aapl, Side::Sell, 1).triggered_at(TriggerKind::Stop, 14_000)),
+            CommandBody::NewOrder(NewOrder {
+                oco_order_id: 5,
+                ..NewOrder::limit(3, aapl, Side::Sell, 16_000, 1).triggered_at(TriggerKind::TakeProfit, 16_000)
+            }),
+            // Order 7: a bracket whose limit entry fills in parts (exits 8 and 9).
+            CommandBody::NewBracket {
+                entry: NewOrder::limit(3, aapl, Side::Buy, 14_900, 6),
+                take_profit_price_ticks: 15_800,
+                stop_loss_trigger_ticks: 14_200,
+                stop_loss_limit_ticks: 0,
+            },
+            limit(1, Side::Sell, 14_900, 2),
+            limit(1, Side::Sell, 15_200, 3),
+            market(2, Side::Buy, 7),
+            limit(1, Side::Sell, 14_900, 1),
+            CommandBody::Cancel { portfolio_id: 3, order_id: 6 },
+            CommandBody::Replace { portfolio_id: 3, order_id: 7, price_ticks: 14_950, qty_lots: 2 },
+            limit(2, Side::Buy, 15_100, 4),
+            market(1, Side::Sell, 5),
+        ];
+        let mut events = Vec::new();
+        for (index, body) in commands.into_iter().enumerate() {
+            events.clear();
+            engine.apply(&Command { timestamp_ns: index as i64 + 1, body }, &mut events);
+            for event in &events {
+                model.apply(0, event);
+            }
+        }
+        let waiting: Vec<_> =
+            model.orders(3, OrderFilter::Open).into_iter().filter(|o| o.state == OrderState::WaitingTrigger).collect();
+        let mut engine_waiting = engine.conditional_orders();
+        engine_waiting.sort_by_key(|c| c.order_id);
+        let mut waiting_ids: Vec<_> = waiting.iter().map(|o| o.order_id).collect();
+        waiting_ids.sort_unstable();
+        assert_eq!(waiting_ids, engine_waiting.iter().map(|c| c.order_id).collect::<Vec<_>>());
+        assert!(waiting_ids.len() >= 3, "{waiting_ids:?}");
+        for conditional in &engine_waiting {
+            let order = model.order(conditional.order_id).unwrap();
+            assert_eq!(order.qty_lots, conditional.qty_lots, "{conditional:?}");
+            assert_eq!(order.oco_order_id, conditional.oco_order_id, "{conditional:?}");
+            match engine.trailing_stop_ticks(conditional.order_id) {
+                Some(stop_ticks) => assert_eq!(order.trigger_price_ticks, stop_ticks, "{conditional:?}"),
+                None => assert_eq!(order.trigger_price_ticks, conditional.trigger_price_ticks),
+            }
+        }
+        // The bracket's exits grew with the entry's fills; the cancelled OCO leg took its peer.
+        assert!(engine_waiting.iter().any(|c| c.parent_order_id == 7 && c.qty_lots > 0));
+        assert_eq!(model.order(5).unwrap().cancel_reason, Some(CancelReason::Linked));
+        assert!(engine.trailing_stop_ticks(4).is_some(), "a trailing stop still waits");
+        assert!(model.order(3).unwrap().triggered.is_some(), "a trailing stop fired");
+        let (bids, asks) = model.market(aapl).unwrap().depth(usize::MAX);
+        let levels =
+            |side| engine.levels(aapl, side, 100).iter().map(|l| (l.price_ticks, l.qty_lots)).collect::<Vec<_>>();
+        assert_eq!((bids.clone(), asks.clone()), (levels(Side::Buy), levels(Side::Sell)));
+        let mut rebuilt = SymbolMarket::default();
+        let mut sequence = 0;
+        for change in model.take_level_changes() {
+            if change.sequence != sequence {
+                assert_eq!(change.prev_sequence, sequence, "{change:?}");
+                sequence = change.sequence;
+            }
+            let side = if change.side == Side::Buy { &mut rebuilt.bids } else { &mut rebuilt.asks };
+            match change.qty_lots {
+                0 => side.remove(&change.price_ticks),
+                qty_lots => side.insert(change.price_ticks, qty_lots),
+            };
+        }
+        assert_eq!(rebuilt.depth(usize::MAX), (bids, asks));
+        assert_eq!(sequence, model.market(aapl).unwrap().book_sequence);
+    }
 }
