@@ -63,7 +63,7 @@ fn order_status(state: &AppState, order_id: OrderId) -> &'static str {
 fn exits(events: &[Event], entry_id: OrderId, answer: &mut Value) {
     for event in events {
         if let EventBody::ConditionalAccepted(exit) = event.body {
-            if exit.parent_order_id != entry_id || entry_id == 0 {
+            if exit.parent_order_id != entry_id {
                 continue;
             }
             let field = match exit.trigger {
