@@ -1108,3 +1108,25 @@ fn book_deltas_applied_to_the_snapshot_reproduce_the_rest_book() {
     assert_eq!(asks, side_of(&book["asks"]), "{book}");
     assert!(!bids.is_empty() && !asks.is_empty());
 }
+
+#[test]
+fn a_stop_refused_when_it_fires_is_cancelled_and_the_trade_that_fired_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Venue::start(dir.path(), &[]);
+    let bot = venue.register("bot@example.com");
+    let p = venue.portfolio(&bot, json!({"starting_balance": "5000"}));
+    let printer = Printer::new(&venue);
+    printer.print(&venue, "AAPL", "150.00");
+    // Affordable when accepted; nothing is reserved while it waits, so a resting bid takes the cash.
+    let stop = venue.trade(&bot, p, json!({"ticker": "AAPL", "side": "buy", "shares": 25, "stop_price": "151.00"}));
+    assert_eq!(stop["status"], "waiting_trigger", "{stop}");
+    venue.trade(&bot, p, json!({"ticker": "AAPL", "side": "buy", "shares": 25, "limit_price": "140.00"}));
+    // The print that fires the stop is the printer's trade: answered 201 (`Printer::print`
+    // checks), though the same command's events refuse the bot's stop.
+    printer.print(&venue, "AAPL", "151.00");
+    let (_, refused) = venue.get(&format!("/api/portfolios/{p}/orders/{}", stop["order_id"]), &bot);
+    assert_eq!(refused["status"], "cancelled", "{refused}");
+    assert_eq!(refused["cancel_reason"], "trigger_rejected");
+    // The engine's refusal names the order but not the price that fired it.
+    assert!(refused["triggered_at"].is_null());
+}
