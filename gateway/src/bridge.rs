@@ -11,7 +11,7 @@
 //! millisecond to fold tapped events from other submitters); with commands in flight it backs off
 //! and parks for short intervals, since the response rings have no waker for it.
 
-use crate::history::MemoryHistory;
+use crate::history::{LevelChange, MemoryHistory};
 use crate::runtime::{EventTap, Response, Route, StageHistograms, SubmitError, Submitter, TappedEvent, Ticket};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use simex_engine::{CommandBody, Event};
@@ -70,8 +70,16 @@ impl CoreHandle {
     }
 }
 
-/// The events folded in one go (all of a command's events arrive together), as broadcast.
-pub type FoldedEvents = Arc<Vec<TappedEvent>>;
+/// The events folded in one go (all of a command's events arrive together), and the book level
+/// changes they made, as broadcast.
+#[derive(Debug, Default)]
+pub struct Fold {
+    pub events: Vec<TappedEvent>,
+    /// In event order; see [`crate::history::LevelChange`].
+    pub levels: Vec<LevelChange>,
+}
+
+pub type FoldedEvents = Arc<Fold>;
 
 /// Tapped events folded under one write lock, so readers are not starved under load.
 const TAP_FOLD_MAX: usize = 65_536;
@@ -92,6 +100,8 @@ pub fn spawn(
     latency: Arc<Mutex<StageHistograms>>,
 ) -> (CoreHandle, std::thread::JoinHandle<(Submitter, EventTap)>) {
     let (requests, receiver) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
+    // From here on the core folds every event, and publishes the book changes it makes.
+    history.write().record_level_changes(true);
     let core = Core {
         submitter,
         tap,
@@ -250,6 +260,7 @@ impl Core {
     fn fold_tap(&mut self) -> bool {
         let Some(first) = self.tap.poll() else { return false };
         let mut folded = Vec::new();
+        let levels;
         {
             let mut model = self.history.write();
             model.apply(first.shard, &first.event);
@@ -259,9 +270,10 @@ impl Core {
                 model.apply(tapped.shard, &tapped.event);
                 folded.push(tapped);
             }
+            levels = model.take_level_changes();
         }
         if self.events.receiver_count() > 0 {
-            let _ = self.events.send(Arc::new(folded));
+            let _ = self.events.send(Arc::new(Fold { events: folded, levels }));
         }
         true
     }

@@ -402,14 +402,14 @@ fn every_error_has_its_status_and_nothing_half_happens() {
             "invalid_number",
         ),
         (
-            r#"{"ticker": "AAPL", "side": "buy", "shares": 1, "stop_price": "140"}"#,
+            r#"{"ticker": "AAPL", "side": "buy", "shares": 1, "type": "stop", "limit_price": "140"}"#,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "unsupported_order_type",
+            "invalid_field",
         ),
         (
-            r#"{"ticker": "AAPL", "side": "buy", "shares": 1, "take_profit": {"limit_price": "160"}}"#,
+            r#"{"ticker": "AAPL", "side": "buy", "shares": 1, "take_profit": {"price": "160"}}"#,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "unsupported_order_type",
+            "invalid_field",
         ),
         (
             r#"{"ticker": "AAPL", "side": "buy", "shares": 1, "time_in_force": "forever"}"#,
@@ -680,4 +680,453 @@ fn tokens_of_an_external_identity_provider_map_to_one_durable_user() {
     let (status, listed) = portfolios(&venue, &token);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["portfolios"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+/// Two more accounts that move a symbol's last trade price: the maker rests one share at `price`
+/// and the taker buys it, so exactly one trade prints there (with no other ask at or below it).
+struct Printer {
+    maker: String,
+    maker_portfolio: u64,
+    taker: String,
+    taker_portfolio: u64,
+}
+
+impl Printer {
+    fn new(venue: &Venue) -> Printer {
+        let maker = venue.register("printer-maker@example.com");
+        let taker = venue.register("printer-taker@example.com");
+        let maker_portfolio = venue.portfolio(&maker, json!({"starting_balance": "10000000"}));
+        let taker_portfolio = venue.portfolio(&taker, json!({"starting_balance": "10000000"}));
+        Printer { maker, maker_portfolio, taker, taker_portfolio }
+    }
+
+    fn print(&self, venue: &Venue, ticker: &str, price: &str) {
+        let sell = json!({"ticker": ticker, "side": "sell", "shares": 1, "limit_price": price});
+        assert_eq!(venue.trade(&self.maker, self.maker_portfolio, sell)["status"], "open");
+        let buy = json!({"ticker": ticker, "side": "buy", "shares": 1, "limit_price": price, "time_in_force": "ioc"});
+        let bought = venue.trade(&self.taker, self.taker_portfolio, buy);
+        assert_eq!(
+            (bought["status"].as_str(), &bought["fills"][0]["price"]),
+            (Some("filled"), &json!(price)),
+            "{bought}"
+        );
+    }
+
+    /// The maker rests an order (liquidity for a fired order to trade against).
+    fn rest(&self, venue: &Venue, ticker: &str, side: &str, shares: u64, price: &str) -> Value {
+        let order = json!({"ticker": ticker, "side": side, "shares": shares, "limit_price": price});
+        venue.trade(&self.maker, self.maker_portfolio, order)
+    }
+}
+
+#[test]
+fn stops_and_stop_limits_wait_then_fire_on_trade_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Venue::start(dir.path(), &[]);
+    let bot = venue.register("bot@example.com");
+    let p = venue.portfolio(&bot, json!({}));
+    let printer = Printer::new(&venue);
+    let order_of = |id: &Value| venue.get(&format!("/api/portfolios/{p}/orders/{id}"), &bot).1;
+
+    // The bot follows its account over the WebSocket.
+    let ws_url = venue.base.replace("http://", "ws://");
+    let (mut account, _) = tungstenite::connect(format!("{ws_url}/ws?api_key={bot}")).unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = account.get_ref() {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    }
+    let subscribe = json!({"op": "subscribe", "channel": "account"}).to_string();
+    account.send(tungstenite::Message::Text(subscribe.into())).unwrap();
+    let mut read = || -> Value {
+        loop {
+            if let tungstenite::Message::Text(text) = account.read().unwrap() {
+                return serde_json::from_str(text.as_str()).unwrap();
+            }
+        }
+    };
+    assert_eq!(read()["type"], "subscribed");
+
+    // A sell stop below the last trade waits, in the open orders, with its trigger.
+    printer.print(&venue, "AAPL", "150.00");
+    let stop = venue.trade(
+        &bot,
+        p,
+        json!({"ticker": "AAPL", "side": "sell", "shares": 5, "type": "stop", "stop_price": "149.50"}),
+    );
+    assert_eq!((stop["status"].as_str(), stop["fill_count"].as_u64()), (Some("waiting_trigger"), Some(0)), "{stop}");
+    let waiting = order_of(&stop["order_id"]);
+    assert_eq!(waiting["type"], "stop", "{waiting}");
+    assert_eq!(waiting["stop_price"], "149.50");
+    assert_eq!(waiting["remaining_shares"], "5");
+    assert!(waiting["triggered_at"].is_null());
+    let (_, open) = venue.get(&format!("/api/portfolios/{p}/orders?status=open"), &bot);
+    assert_eq!(open["orders"][0]["order_id"], stop["order_id"], "{open}");
+
+    // Above the trigger nothing happens; at it, the stop sells into the bid below.
+    printer.print(&venue, "AAPL", "149.80");
+    assert_eq!(order_of(&stop["order_id"])["status"], "waiting_trigger");
+    printer.rest(&venue, "AAPL", "buy", 10, "149.40");
+    printer.print(&venue, "AAPL", "149.50");
+    let fired = order_of(&stop["order_id"]);
+    assert_eq!(fired["status"], "filled", "{fired}");
+    assert_eq!(fired["filled_shares"], "5");
+    assert_eq!(fired["trigger_trade_price"], "149.50");
+    assert!(fired["triggered_at"].as_str().unwrap().ends_with('Z'));
+    let (_, trades) = venue.get(&format!("/api/portfolios/{p}/trades"), &bot);
+    assert_eq!(trades["total"], 1);
+    assert_eq!((&trades["trades"][0]["price"], &trades["trades"][0]["side"]), (&json!("149.40"), &json!("sell")));
+    // Over the WebSocket: accepted (waiting), triggered, accepted (in the book), its fill.
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let message = read();
+        assert_eq!(
+            message["order"]["order_id"].as_u64().or(message["fill"]["order_id"].as_u64()),
+            stop["order_id"].as_u64(),
+            "{message}"
+        );
+        seen.push(format!("{}/{}", message["type"].as_str().unwrap(), message["event"].as_str().unwrap_or("")));
+    }
+    assert_eq!(seen, ["order/accepted", "order/triggered", "order/accepted", "fill/"], "{seen:?}");
+
+    // A buy stop-limit fires at its stop and rests at its limit when nothing is offered there.
+    printer.print(&venue, "MSFT", "300.00");
+    let stop_limit = json!({"ticker": "MSFT", "side": "buy", "shares": 3, "type": "stop_limit", "stop_price": "301.00", "limit_price": "301.50"});
+    let stop_limit = venue.trade(&bot, p, stop_limit);
+    assert_eq!(stop_limit["status"], "waiting_trigger");
+    let (_, book) = venue.get("/api/orderbook/MSFT", &bot);
+    assert_eq!(book["bids"], json!([]), "a waiting order is not in the book");
+    printer.print(&venue, "MSFT", "301.00");
+    let resting = order_of(&stop_limit["order_id"]);
+    assert_eq!((resting["status"].as_str(), resting["type"].as_str()), (Some("open"), Some("stop_limit")), "{resting}");
+    assert_eq!((&resting["limit_price"], &resting["stop_price"]), (&json!("301.50"), &json!("301.00")));
+    let (_, book) = venue.get("/api/orderbook/MSFT", &bot);
+    assert_eq!(book["bids"], json!([["301.50", "3"]]));
+    printer.rest(&venue, "MSFT", "sell", 3, "301.50");
+    assert_eq!(order_of(&stop_limit["order_id"])["status"], "filled");
+
+    // A waiting stop is cancelled like any open order, and is not replaceable.
+    let stop = venue.trade(&bot, p, json!({"ticker": "AAPL", "side": "sell", "shares": 2, "stop_price": 140}));
+    let stop_limit = venue.trade(
+        &bot,
+        p,
+        json!({"ticker": "AAPL", "side": "sell", "shares": 2, "stop_price": 140, "limit_price": "139.90"}),
+    );
+    for waiting in [&stop, &stop_limit] {
+        let path = format!("/api/portfolios/{p}/orders/{}", waiting["order_id"]);
+        let replace = venue.call(reqwest::Method::PATCH, &path, &bot, Some(json!({"shares": 1})));
+        assert_error(replace, StatusCode::UNPROCESSABLE_ENTITY, "not_replaceable");
+        let (status, cancelled) = venue.call(reqwest::Method::DELETE, &path, &bot, None);
+        assert_eq!(status, StatusCode::OK, "{cancelled}");
+        assert_eq!(
+            (cancelled["status"].as_str(), cancelled["cancel_reason"].as_str()),
+            (Some("cancelled"), Some("user"))
+        );
+        assert_error(venue.call(reqwest::Method::DELETE, &path, &bot, None), StatusCode::CONFLICT, "order_not_open");
+    }
+    let (_, open) = venue.get(&format!("/api/portfolios/{p}/orders?status=open"), &bot);
+    assert_eq!(open["orders"], json!([]));
+}
+
+#[test]
+fn a_trailing_stop_ratchets_with_the_best_price_and_fires_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Venue::start(dir.path(), &[]);
+    let bot = venue.register("bot@example.com");
+    let p = venue.portfolio(&bot, json!({}));
+    let printer = Printer::new(&venue);
+    let order_of = |id: &Value| venue.get(&format!("/api/portfolios/{p}/orders/{id}"), &bot).1;
+
+    printer.print(&venue, "NVDA", "100.00");
+    let by_amount =
+        venue.trade(&bot, p, json!({"ticker": "NVDA", "side": "sell", "shares": 2, "trail_amount": "1.00"}));
+    let by_percent = venue.trade(
+        &bot,
+        p,
+        json!({"ticker": "NVDA", "side": "sell", "shares": 2, "type": "trailing_stop", "trail_percent": "1.5"}),
+    );
+    let waiting = order_of(&by_amount["order_id"]);
+    assert_eq!(
+        (waiting["type"].as_str(), waiting["status"].as_str()),
+        (Some("trailing_stop"), Some("waiting_trigger"))
+    );
+    assert_eq!((&waiting["stop_price"], &waiting["trail_amount"]), (&json!("99.00"), &json!("1.00")), "{waiting}");
+    assert_eq!(order_of(&by_percent["order_id"])["trail_percent"], "1.5");
+
+    // A new high raises both stops (1.5% of 102.00 is 1.53); a dip above them fires nothing.
+    printer.print(&venue, "NVDA", "102.00");
+    let raised = order_of(&by_amount["order_id"]);
+    assert_eq!((&raised["stop_price"], &raised["trail_best_price"]), (&json!("101.00"), &json!("102.00")), "{raised}");
+    assert_eq!(order_of(&by_percent["order_id"])["stop_price"], "100.47");
+    printer.print(&venue, "NVDA", "101.50");
+    assert_eq!(order_of(&by_amount["order_id"])["stop_price"], "101.00", "a stop never loosens");
+    assert_eq!(order_of(&by_amount["order_id"])["status"], "waiting_trigger");
+
+    // At the raised stop (which the first stop, at 99.00, would not have reached) it sells.
+    printer.rest(&venue, "NVDA", "buy", 5, "100.50");
+    printer.print(&venue, "NVDA", "101.00");
+    let fired = order_of(&by_amount["order_id"]);
+    assert_eq!((fired["status"].as_str(), fired["filled_shares"].as_str()), (Some("filled"), Some("2")), "{fired}");
+    assert_eq!(fired["trigger_trade_price"], "101.00");
+    // Its fills at 100.50 stay above the wider stop.
+    assert_eq!(order_of(&by_percent["order_id"])["status"], "waiting_trigger");
+}
+
+#[test]
+fn brackets_and_oco_pairs_cancel_their_linked_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Venue::start(dir.path(), &[]);
+    let bot = venue.register("bot@example.com");
+    let p = venue.portfolio(&bot, json!({}));
+    let printer = Printer::new(&venue);
+    let order_of = |id: &Value| venue.get(&format!("/api/portfolios/{p}/orders/{id}"), &bot).1;
+
+    // A market entry fills; both exits wait, sized to the fill, linked to each other.
+    printer.print(&venue, "QQQ", "400.00");
+    printer.rest(&venue, "QQQ", "sell", 10, "400.00");
+    let bracket = json!({"ticker": "QQQ", "side": "buy", "shares": 10, "take_profit": {"limit_price": "410.00"}, "stop_loss": {"stop_price": "395.00"}});
+    let entry = venue.trade(&bot, p, bracket);
+    assert_eq!((entry["status"].as_str(), entry["fill_count"].as_u64()), (Some("filled"), Some(1)), "{entry}");
+    let (take_profit, stop_loss) = (order_of(&entry["take_profit_order_id"]), order_of(&entry["stop_loss_order_id"]));
+    assert_eq!(take_profit["type"], "take_profit_limit", "{take_profit}");
+    assert_eq!(stop_loss["type"], "stop", "{stop_loss}");
+    for (exit, peer) in [(&take_profit, &stop_loss), (&stop_loss, &take_profit)] {
+        assert_eq!(exit["status"], "waiting_trigger");
+        assert_eq!(exit["side"], "sell");
+        assert_eq!(exit["remaining_shares"], "10");
+        assert_eq!(exit["parent_order_id"], entry["order_id"]);
+        assert_eq!(exit["oco_order_id"], peer["order_id"]);
+    }
+    assert_eq!((&take_profit["limit_price"], &stop_loss["stop_price"]), (&json!("410.00"), &json!("395.00")));
+    let (_, open) = venue.get(&format!("/api/portfolios/{p}/orders?status=open"), &bot);
+    assert_eq!(open["orders"].as_array().unwrap().len(), 2, "{open}");
+
+    // The price reaches the take-profit: it sells to the waiting bid; the stop-loss is cancelled.
+    let bid = json!({"ticker": "QQQ", "side": "buy", "shares": 11, "limit_price": "410.00"});
+    venue.trade(&printer.taker, printer.taker_portfolio, bid);
+    printer.rest(&venue, "QQQ", "sell", 1, "410.00");
+    let (take_profit, stop_loss) = (order_of(&entry["take_profit_order_id"]), order_of(&entry["stop_loss_order_id"]));
+    assert_eq!(
+        (take_profit["status"].as_str(), take_profit["filled_shares"].as_str()),
+        (Some("filled"), Some("10")),
+        "{take_profit}"
+    );
+    assert_eq!(
+        (stop_loss["status"].as_str(), stop_loss["cancel_reason"].as_str()),
+        (Some("cancelled"), Some("linked")),
+        "{stop_loss}"
+    );
+    let (_, portfolio) = venue.get(&format!("/api/portfolios/{p}/portfolio"), &bot);
+    assert_eq!(portfolio["positions"][0]["shares"], "0", "{portfolio}");
+
+    // An entry cancelled before it fills takes its exits with it.
+    let resting = json!({"ticker": "QQQ", "side": "buy", "shares": 5, "limit_price": "390.00", "stop_loss": "380.00"});
+    let entry = venue.trade(&bot, p, resting);
+    assert_eq!(entry["status"], "open");
+    assert!(entry["take_profit_order_id"].is_null());
+    assert_eq!(order_of(&entry["stop_loss_order_id"])["remaining_shares"], "0");
+    venue.call(reqwest::Method::DELETE, &format!("/api/portfolios/{p}/orders/{}", entry["order_id"]), &bot, None);
+    assert_eq!(order_of(&entry["stop_loss_order_id"])["cancel_reason"], "parent_closed");
+
+    // OCO: a take-profit-limit and a stop linked by id; cancelling one cancels the other.
+    let first = venue.trade(
+        &bot,
+        p,
+        json!({"ticker": "QQQ", "side": "sell", "shares": 1, "type": "take_profit_limit", "stop_price": "420.00", "limit_price": "420.00"}),
+    );
+    let second = venue.trade(
+        &bot,
+        p,
+        json!({"ticker": "QQQ", "side": "sell", "shares": 1, "stop_price": "390.00", "oco": first["order_id"]}),
+    );
+    assert_eq!(order_of(&first["order_id"])["oco_order_id"], second["order_id"]);
+    assert_eq!(order_of(&second["order_id"])["oco_order_id"], first["order_id"]);
+    venue.call(reqwest::Method::DELETE, &format!("/api/portfolios/{p}/orders/{}", second["order_id"]), &bot, None);
+    assert_eq!(order_of(&first["order_id"])["cancel_reason"], "linked");
+    // A link to an order that is not waiting is refused by the engine.
+    let dangling =
+        json!({"ticker": "QQQ", "side": "sell", "shares": 1, "stop_price": "390.00", "oco": first["order_id"]});
+    assert_error(
+        venue.post(&format!("/api/portfolios/{p}/trades"), &bot, dangling),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_trigger",
+    );
+}
+
+#[test]
+fn conditional_orders_refuse_bad_combinations_singly_and_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Venue::start(dir.path(), &[]);
+    let bot = venue.register("bot@example.com");
+    let p = venue.portfolio(&bot, json!({}));
+    let printer = Printer::new(&venue);
+    printer.print(&venue, "AAPL", "150.00");
+    let trades = format!("/api/portfolios/{p}/trades");
+    let bad = [
+        (json!({"type": "stop"}), "missing_stop_price"),
+        (json!({"type": "stop_limit", "stop_price": "149"}), "missing_limit_price"),
+        (json!({"type": "trailing_stop"}), "missing_trail"),
+        (json!({"trail_amount": "1", "trail_percent": "1"}), "invalid_trail"),
+        (json!({"trail_percent": 0}), "invalid_trail"),
+        (json!({"trail_percent": "100"}), "invalid_trail"),
+        (json!({"trail_percent": "0.005"}), "invalid_trail"),
+        (json!({"trail_amount": "0.001"}), "price_not_on_tick"),
+        (json!({"stop_price": "149.995"}), "price_not_on_tick"),
+        (json!({"stop_price": "149", "trail_amount": "1"}), "invalid_field"),
+        (json!({"type": "limit", "limit_price": "149", "oco": 1}), "invalid_oco"),
+        (json!({"type": "teleport"}), "invalid_order_type"),
+        // The engine's refusals: a stop at no price, post-only, a buy bracket's exits upside down.
+        (json!({"stop_price": "0"}), "invalid_trigger"),
+        (json!({"stop_price": "149", "limit_price": "148", "post_only": true}), "invalid_trigger"),
+        (json!({"side": "buy", "take_profit": "140.00", "stop_loss": "160.00"}), "invalid_trigger"),
+    ];
+    for (fields, code) in bad {
+        let mut order = json!({"ticker": "AAPL", "side": "sell", "shares": 1});
+        for (key, value) in fields.as_object().unwrap() {
+            order[key] = value.clone();
+        }
+        let result = venue.post(&trades, &bot, order.clone());
+        assert_eq!(
+            (result.0, result.1["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{order}: {}",
+            result.1
+        );
+    }
+    let (_, orders) = venue.get(&format!("/api/portfolios/{p}/orders"), &bot);
+    assert_eq!(orders["orders"], json!([]), "nothing of any of it happened");
+
+    // A batch mixes conditional orders, a bracket and a refusal, each answered by its index.
+    let batch = json!({"orders": [
+        {"ticker": "AAPL", "side": "sell", "shares": 1, "type": "stop", "stop_price": "140.00"},
+        {"ticker": "AAPL", "side": "buy", "shares": 1, "limit_price": "145.00", "take_profit": {"limit_price": "155.00"}, "stop_loss": {"stop_price": "140.00", "limit_price": "139.50"}},
+        {"ticker": "AAPL", "side": "sell", "shares": 1, "trail_percent": "100"},
+        {"ticker": "AAPL", "side": "sell", "shares": 1, "trail_percent": "2"},
+    ]});
+    let (status, placed) = venue.post(&format!("/api/portfolios/{p}/batch-trades"), &bot, batch);
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    assert_eq!(placed["rejection_count"], 1, "{placed}");
+    assert_eq!(
+        (placed["rejections"][0]["index"].as_u64(), placed["rejections"][0]["code"].as_str()),
+        (Some(2), Some("invalid_trail"))
+    );
+    let statuses: Vec<_> = placed["orders"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["waiting_trigger", "open", "waiting_trigger"], "{placed}");
+    assert!(placed["orders"][1]["stop_loss_order_id"].is_u64());
+    let (_, open) = venue.get(&format!("/api/portfolios/{p}/orders?status=open"), &bot);
+    assert_eq!(open["orders"].as_array().unwrap().len(), 5, "stop, entry, two exits, trailing stop: {open}");
+}
+
+#[test]
+fn book_deltas_applied_to_the_snapshot_reproduce_the_rest_book() {
+    use tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Venue::start(dir.path(), &[]);
+    let bot = venue.register("bot@example.com");
+    let p = venue.portfolio(&bot, json!({"starting_balance": "1000000"}));
+    let printer = Printer::new(&venue);
+    let ws_url = venue.base.replace("http://", "ws://");
+    let (mut socket, _) = tungstenite::connect(format!("{ws_url}/ws")).unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    }
+
+    // Some book before the subscription, so the snapshot is not empty.
+    for (side, price, shares) in
+        [("buy", "149.00", 5), ("buy", "148.50", 7), ("sell", "151.00", 4), ("sell", "152.00", 9)]
+    {
+        printer.rest(&venue, "AAPL", side, shares, price);
+    }
+    socket
+        .send(Message::Text(json!({"op": "subscribe", "channel": "book_deltas", "symbol": "AAPL"}).to_string().into()))
+        .unwrap();
+    let mut read = || -> Value {
+        loop {
+            if let Message::Text(text) = socket.read().unwrap() {
+                return serde_json::from_str(text.as_str()).unwrap();
+            }
+        }
+    };
+    assert_eq!(read()["type"], "subscribed");
+    let snapshot = read();
+    assert_eq!(snapshot["type"], "book_snapshot", "{snapshot}");
+    assert_eq!(snapshot["asks"], json!([["151.00", "4"], ["152.00", "9"]]));
+    type Side = std::collections::BTreeMap<String, String>;
+    let side_of = |levels: &Value| -> Side {
+        levels
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l[0].as_str().unwrap().into(), l[1].as_str().unwrap().into()))
+            .collect()
+    };
+    let (mut bids, mut asks) = (side_of(&snapshot["bids"]), side_of(&snapshot["asks"]));
+    let mut sequence = snapshot["sequence"].as_u64().unwrap();
+
+    // Rests, partial and full fills, a sweep, a replace, a cancel, a stop that fires.
+    let my = |body: Value| venue.trade(&bot, p, body);
+    my(json!({"ticker": "AAPL", "side": "buy", "shares": 3, "limit_price": "149.00"}));
+    let moved = my(json!({"ticker": "AAPL", "side": "buy", "shares": 2, "limit_price": "147.00"}));
+    my(json!({"ticker": "AAPL", "side": "buy", "shares": 2}));
+    my(json!({"ticker": "AAPL", "side": "buy", "shares": 6}));
+    my(json!({"ticker": "AAPL", "side": "sell", "shares": 1, "type": "stop", "stop_price": "149.00"}));
+    venue.call(
+        reqwest::Method::PATCH,
+        &format!("/api/portfolios/{p}/orders/{}", moved["order_id"]),
+        &bot,
+        Some(json!({"limit_price": "147.50", "shares": 4})),
+    );
+    let gone = printer.rest(&venue, "AAPL", "sell", 2, "155.00");
+    let path = format!("/api/portfolios/{}/orders/{}", printer.maker_portfolio, gone["order_id"]);
+    venue.call(reqwest::Method::DELETE, &path, &printer.maker, None);
+    venue.trade(&printer.taker, printer.taker_portfolio, json!({"ticker": "AAPL", "side": "sell", "shares": 6}));
+    // The last change: a level no other order uses.
+    my(json!({"ticker": "AAPL", "side": "buy", "shares": 1, "limit_price": "140.00"}));
+
+    let mut deltas = 0;
+    loop {
+        let delta = read();
+        assert_eq!(delta["type"], "book_delta", "{delta}");
+        assert_eq!(delta["prev_sequence"].as_u64(), Some(sequence), "no gap: {delta}");
+        sequence = delta["sequence"].as_u64().unwrap();
+        deltas += 1;
+        let mut last = false;
+        for change in delta["changes"].as_array().unwrap() {
+            let side = if change["side"] == "buy" { &mut bids } else { &mut asks };
+            let price = change["price"].as_str().unwrap().to_string();
+            last |= price == "140.00";
+            match change["shares"].as_str().unwrap() {
+                "0" => side.remove(&price),
+                shares => side.insert(price, shares.to_string()),
+            };
+        }
+        if last {
+            break;
+        }
+    }
+    assert!(deltas >= 8, "{deltas}");
+    let (_, book) = venue.get("/api/orderbook/AAPL?depth=100", &bot);
+    assert_eq!(bids, side_of(&book["bids"]), "{book}");
+    assert_eq!(asks, side_of(&book["asks"]), "{book}");
+    assert!(!bids.is_empty() && !asks.is_empty());
+}
+
+#[test]
+fn a_stop_refused_when_it_fires_is_cancelled_and_the_trade_that_fired_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Venue::start(dir.path(), &[]);
+    let bot = venue.register("bot@example.com");
+    let p = venue.portfolio(&bot, json!({"starting_balance": "5000"}));
+    let printer = Printer::new(&venue);
+    printer.print(&venue, "AAPL", "150.00");
+    // Affordable when accepted; nothing is reserved while it waits, so a resting bid takes the cash.
+    let stop = venue.trade(&bot, p, json!({"ticker": "AAPL", "side": "buy", "shares": 25, "stop_price": "151.00"}));
+    assert_eq!(stop["status"], "waiting_trigger", "{stop}");
+    venue.trade(&bot, p, json!({"ticker": "AAPL", "side": "buy", "shares": 25, "limit_price": "140.00"}));
+    // The print that fires the stop is the printer's trade: answered 201 (`Printer::print`
+    // checks), though the same command's events refuse the bot's stop.
+    printer.print(&venue, "AAPL", "151.00");
+    let (_, refused) = venue.get(&format!("/api/portfolios/{p}/orders/{}", stop["order_id"]), &bot);
+    assert_eq!(refused["status"], "cancelled", "{refused}");
+    assert_eq!(refused["cancel_reason"], "trigger_rejected");
+    // The engine's refusal names the order but not the price that fired it.
+    assert!(refused["triggered_at"].is_null());
 }

@@ -7,7 +7,7 @@
 
 mod model;
 
-pub use model::{BookSide, OrderRecord, OrderState, ReadModel, SymbolMarket, TradeRecord};
+pub use model::{BookSide, LevelChange, OrderRecord, OrderState, ReadModel, SymbolMarket, TradeRecord};
 
 use simex_engine::{OrderId, PortfolioId};
 use std::sync::{Arc, RwLock};

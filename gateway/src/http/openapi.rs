@@ -5,6 +5,7 @@
 use super::error::ApiError;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
+use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
@@ -42,6 +43,50 @@ fn fill_example() -> Value {
 
 fn trade_request() -> Value {
     json!({"ticker": "AAPL", "side": "buy", "shares": 10, "type": "limit", "limit_price": "150.25", "time_in_force": "gtc"})
+}
+
+/// A waiting stop-loss exit of a bracket, as listed by `GET .../orders?status=open`.
+fn waiting_stop_example() -> Value {
+    json!({"order_id": 281474976710660u64, "ticker": "AAPL", "side": "sell", "type": "stop", "status": "waiting_trigger",
+        "shares": "10", "filled_shares": "0", "remaining_shares": "10", "limit_price": null,
+        "time_in_force": "gtc", "client_order_id": null, "created_at": "2026-01-05T14:30:00.000000001Z",
+        "updated_at": "2026-01-05T14:30:00.000000002Z", "stop_price": "145.00",
+        "parent_order_id": 281474976710658u64, "oco_order_id": 281474976710659u64})
+}
+
+/// Named request examples of `POST .../trades`, one per order type and link.
+fn trade_request_examples() -> Vec<(&'static str, Value)> {
+    let order = |fields: Value| {
+        let mut order = json!({"ticker": "AAPL", "side": "sell", "shares": 10});
+        for (key, value) in fields.as_object().into_iter().flatten() {
+            order[key] = value.clone();
+        }
+        order
+    };
+    vec![
+        ("limit", trade_request()),
+        ("market", json!({"ticker": "AAPL", "side": "buy", "shares": 10})),
+        ("stop", order(json!({"type": "stop", "stop_price": "145.00"}))),
+        ("stop_limit", order(json!({"type": "stop_limit", "stop_price": "145.00", "limit_price": "144.50"}))),
+        ("take_profit", order(json!({"type": "take_profit", "stop_price": "160.00"}))),
+        (
+            "take_profit_limit",
+            order(json!({"type": "take_profit_limit", "trigger_price": "160.00", "limit_price": "160.00"})),
+        ),
+        ("trailing_stop_amount", order(json!({"type": "trailing_stop", "trail_amount": "2.50"}))),
+        ("trailing_stop_percent", order(json!({"type": "trailing_stop", "trail_percent": "1.5"}))),
+        (
+            "bracket",
+            json!({"ticker": "AAPL", "side": "buy", "shares": 10, "type": "limit", "limit_price": "150.00",
+                "take_profit": {"limit_price": "160.00"}, "stop_loss": {"stop_price": "145.00", "limit_price": "144.50"}}),
+        ),
+        (
+            "oco",
+            order(
+                json!({"type": "take_profit_limit", "stop_price": "160.00", "limit_price": "160.00", "oco": 281474976710657u64}),
+            ),
+        ),
+    ]
 }
 
 fn token_example() -> Value {
@@ -90,7 +135,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "get",
         path: "/ws",
         tag: "venue",
-        summary: "WebSocket: trades, books, own orders and fills (see docs/http.md)",
+        summary: "WebSocket: trades, book snapshots, book deltas, own orders and fills (see docs/http.md)",
         authenticated: false,
         query: &[("api_key", "optional API key"), ("token", "optional bearer token")],
         request: None,
@@ -200,12 +245,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "post",
         path: "/api/portfolios/{id}/trades",
         tag: "orders",
-        summary: "Place an order (market unless limit_price is given)",
+        summary: "Place an order: market, limit, stop, stop_limit, take_profit, take_profit_limit or trailing_stop; a bracket with take_profit/stop_loss; oco links two conditional orders",
         authenticated: true,
         query: &[],
         request: Some(trade_request),
         status: 201,
-        response: || json!({"order_id": 2, "status": "filled", "fill_count": 1, "fills": [fill_example()]}),
+        response: || json!({"order_id": 2, "status": "filled", "fill_count": 1, "fills": [fill_example()], "take_profit_order_id": 3, "stop_loss_order_id": 4}),
         errors: &[400, 401, 403, 404, 409, 413, 422, 429, 503],
     },
     Endpoint {
@@ -227,9 +272,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "Place up to 100 orders",
         authenticated: true,
         query: &[],
-        request: Some(|| json!({"orders": [trade_request(), {"ticker": "NOPE", "side": "buy", "shares": 1}]})),
+        request: Some(|| json!({"orders": [trade_request(), {"ticker": "NOPE", "side": "buy", "shares": 1}, {"ticker": "AAPL", "side": "sell", "shares": 10, "type": "stop", "stop_price": "145.00"}]})),
         status: 201,
-        response: || json!({"fill_count": 0, "rejection_count": 1, "fills": [], "rejections": [{"index": 1, "code": "unknown_symbol", "message": "unknown ticker \"NOPE\""}], "orders": [{"index": 0, "order_id": 3, "status": "open"}]}),
+        response: || json!({"fill_count": 0, "rejection_count": 1, "fills": [], "rejections": [{"index": 1, "code": "unknown_symbol", "message": "unknown ticker \"NOPE\""}], "orders": [{"index": 0, "order_id": 3, "status": "open"}, {"index": 2, "order_id": 4, "status": "waiting_trigger"}]}),
         errors: &[400, 401, 404, 413, 422, 429, 503],
     },
     Endpoint {
@@ -241,7 +286,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         query: &[("status", "open, closed or all (default)")],
         request: None,
         status: 200,
-        response: || json!({"orders": [order_example()]}),
+        response: || json!({"orders": [waiting_stop_example(), order_example()]}),
         errors: &[401, 404, 422, 429],
     },
     Endpoint {
@@ -356,7 +401,14 @@ pub fn document() -> OpenApi {
             );
         }
         if let Some(request) = endpoint.request {
-            let content = ContentBuilder::new().example(Some(request())).build();
+            let content = if endpoint.path == "/api/portfolios/{id}/trades" {
+                let examples = trade_request_examples().into_iter().map(|(name, value)| {
+                    (name, ExampleBuilder::new().summary(name.replace('_', " ")).value(Some(value)).build())
+                });
+                ContentBuilder::new().examples_from_iter(examples).build()
+            } else {
+                ContentBuilder::new().example(Some(request())).build()
+            };
             operation =
                 operation.request_body(Some(RequestBodyBuilder::new().content("application/json", content).build()));
         }
@@ -429,7 +481,15 @@ mod tests {
             document["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
         assert_eq!(operations, ENDPOINTS.len());
         let trade = &document["paths"]["/api/portfolios/{id}/trades"]["post"];
-        assert_eq!(trade["requestBody"]["content"]["application/json"]["example"]["ticker"], "AAPL");
+        let examples = &trade["requestBody"]["content"]["application/json"]["examples"];
+        assert_eq!(examples["limit"]["value"]["ticker"], "AAPL");
+        // Every order type has an example, and each converts to an engine command.
+        let instruments = simex_engine::InstrumentTable::default_table();
+        for (name, example) in trade_request_examples() {
+            assert_eq!(examples[name]["value"], example);
+            let request: super::super::wire::TradeRequest = serde_json::from_str(&example.to_string()).unwrap();
+            assert!(request.to_command(1, &instruments).is_ok(), "{name}");
+        }
         assert!(trade["responses"]["422"].is_object());
     }
 }

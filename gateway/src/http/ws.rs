@@ -9,10 +9,17 @@
 //! behind gets `{"type":"gap","missed":n}` (`n` folds of events were dropped) and continues from
 //! the newest events.
 //!
-//! Client messages: `{"op":"subscribe"|"unsubscribe","channel":"trades"|"book","symbol":"AAPL"}`
+//! Client messages: `{"op":"subscribe"|"unsubscribe","channel":"trades"|"book"|"book_deltas","symbol":"AAPL"}`
 //! and `{"op":"subscribe","channel":"account"}` (needs credentials at connect time: an `x-api-key`
 //! header, or the query parameter `api_key` or `token`, the venue's or an external provider's). Book messages are snapshots of the top
 //! ten levels, sent on subscription and once per batch of events that touched the book.
+//!
+//! `book_deltas` sends the whole book once (`book_snapshot`, at its `sequence`), then one
+//! `book_delta` per event that changed levels: each changed level's new total (0: gone), the
+//! event's `sequence` and `prev_sequence`, the symbol's previous book-changing sequence. A client
+//! that applies each delta whose `prev_sequence` is the last sequence it holds has the venue's
+//! book; any other `prev_sequence` is a gap, and it subscribes again for a new snapshot (the server
+//! sends one itself after a `gap`). Deltas already in the snapshot are not sent.
 
 use super::error::ApiError;
 use super::extract::ApiQuery;
@@ -21,7 +28,7 @@ use super::wire::{side_text, FillJson, OrderJson};
 use super::AppState;
 use crate::auth::UserId;
 use crate::bridge::FoldedEvents;
-use crate::history::TradeRecord;
+use crate::history::{LevelChange, TradeRecord};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -79,6 +86,8 @@ struct ClientMessage {
 struct Subscriptions {
     trades: BTreeSet<SymbolId>,
     books: BTreeSet<SymbolId>,
+    /// Book delta subscriptions: symbol -> the sequence of the snapshot sent (older deltas are in it).
+    book_deltas: HashMap<SymbolId, u64>,
     account: bool,
 }
 
@@ -115,7 +124,7 @@ async fn serve(mut socket: WebSocket, state: Arc<AppState>, user_id: Option<User
                         Err(_) => break,
                     }
                 }
-                for out in on_events(&state, user_id, &subscriptions, &batch) {
+                for out in on_events(&state, user_id, &mut subscriptions, &batch) {
                     if socket.send(Message::Text(out.to_string().into())).await.is_err() {
                         return;
                     }
@@ -164,10 +173,21 @@ fn on_client_message(
             subscriptions.account = subscribe;
             vec![ack]
         }
-        "trades" | "book" => {
+        "trades" | "book" | "book_deltas" => {
             let Some(instrument) = message.symbol.as_deref().and_then(|s| state.instruments.by_symbol(s)) else {
                 return vec![error_message("unknown_symbol", "name a known symbol")];
             };
+            if message.channel == "book_deltas" {
+                let mut out = vec![ack];
+                if subscribe {
+                    let (snapshot, sequence) = book_snapshot(state, instrument.symbol_id);
+                    subscriptions.book_deltas.insert(instrument.symbol_id, sequence);
+                    out.push(snapshot);
+                } else {
+                    subscriptions.book_deltas.remove(&instrument.symbol_id);
+                }
+                return out;
+            }
             let set = if message.channel == "trades" { &mut subscriptions.trades } else { &mut subscriptions.books };
             if subscribe {
                 set.insert(instrument.symbol_id);
@@ -180,7 +200,64 @@ fn on_client_message(
             }
             out
         }
-        _ => vec![error_message("invalid_field", "channel must be trades, book or account")],
+        _ => vec![error_message("invalid_field", "channel must be trades, book, book_deltas or account")],
+    }
+}
+
+/// The whole book of a symbol, and the sequence it is at (its last book-changing event).
+fn book_snapshot(state: &AppState, symbol_id: SymbolId) -> (Value, u64) {
+    let Some(instrument) = state.instruments.get(symbol_id) else { return (Value::Null, 0) };
+    let model = state.model.read();
+    let market = model.market(symbol_id).cloned().unwrap_or_default();
+    let (bids, asks) = market.depth(usize::MAX);
+    let levels = |levels: Vec<(i64, i64)>| -> Vec<(Num, Num)> {
+        levels.into_iter().map(|(p, q)| (Num::steps(instrument.tick, p), Num::steps(instrument.lot, q))).collect()
+    };
+    let snapshot = json!({
+        "type": "book_snapshot",
+        "symbol": instrument.symbol,
+        "bids": levels(bids),
+        "asks": levels(asks),
+        "sequence": market.book_sequence,
+    });
+    (snapshot, market.book_sequence)
+}
+
+/// `book_delta` messages for the level changes of subscribed symbols, one per event.
+fn book_deltas(state: &AppState, subscriptions: &Subscriptions, levels: &[LevelChange], out: &mut Vec<Value>) {
+    let mut index = 0;
+    while index < levels.len() {
+        let first = levels[index];
+        let end = index
+            + levels[index..]
+                .iter()
+                .take_while(|c| (c.symbol_id, c.sequence) == (first.symbol_id, first.sequence))
+                .count();
+        let changes = &levels[index..end];
+        index = end;
+        let Some(&snapshot_sequence) = subscriptions.book_deltas.get(&first.symbol_id) else { continue };
+        if first.sequence <= snapshot_sequence {
+            continue;
+        }
+        let Some(instrument) = state.instruments.get(first.symbol_id) else { continue };
+        let changes: Vec<Value> = changes
+            .iter()
+            .map(|c| {
+                json!({
+                    "side": side_text(c.side),
+                    "price": Num::steps(instrument.tick, c.price_ticks),
+                    "shares": Num::steps(instrument.lot, c.qty_lots),
+                })
+            })
+            .collect();
+        out.push(json!({
+            "type": "book_delta",
+            "symbol": instrument.symbol,
+            "changes": changes,
+            "shard": first.shard,
+            "sequence": first.sequence,
+            "prev_sequence": first.prev_sequence,
+        }));
     }
 }
 
@@ -202,7 +279,12 @@ fn book_message(state: &AppState, symbol_id: SymbolId, shard: Option<u16>) -> Va
     })
 }
 
-fn on_events(state: &AppState, user_id: Option<UserId>, subscriptions: &Subscriptions, batch: &[Item]) -> Vec<Value> {
+fn on_events(
+    state: &AppState,
+    user_id: Option<UserId>,
+    subscriptions: &mut Subscriptions,
+    batch: &[Item],
+) -> Vec<Value> {
     let mut out = Vec::new();
     let mut books_touched: HashMap<SymbolId, u16> = HashMap::new();
     // Engine portfolio id -> the caller's portfolio id.
@@ -212,8 +294,23 @@ fn on_events(state: &AppState, user_id: Option<UserId>, subscriptions: &Subscrip
         }
         _ => HashMap::new(),
     };
+    // Book deltas go out per fold, after the fold's other messages; a gap resends snapshots.
+    for item in batch {
+        match item {
+            Item::Events(fold) => book_deltas(state, subscriptions, &fold.levels, &mut out),
+            Item::Gap(_) => {
+                let symbols: Vec<SymbolId> = subscriptions.book_deltas.keys().copied().collect();
+                for symbol_id in symbols {
+                    let (snapshot, sequence) = book_snapshot(state, symbol_id);
+                    subscriptions.book_deltas.insert(symbol_id, sequence);
+                    out.push(snapshot);
+                }
+            }
+        }
+    }
+    let mut deltas = std::mem::take(&mut out);
     let tapped_events = batch.iter().flat_map(|item| match item {
-        Item::Events(events) => events.iter().map(Ok).collect::<Vec<_>>(),
+        Item::Events(fold) => fold.events.iter().map(Ok).collect::<Vec<_>>(),
         Item::Gap(missed) => vec![Err(*missed)],
     });
     for tapped in tapped_events {
@@ -279,6 +376,12 @@ fn on_events(state: &AppState, user_id: Option<UserId>, subscriptions: &Subscrip
             EventBody::OrderAccepted(order) => {
                 push_order(state, &mine, &mut out, order.portfolio_id, order.order_id, "accepted", shard, event.seq)
             }
+            EventBody::ConditionalAccepted(order) => {
+                push_order(state, &mine, &mut out, order.portfolio_id, order.order_id, "accepted", shard, event.seq)
+            }
+            EventBody::OrderTriggered { portfolio_id, order_id, .. } => {
+                push_order(state, &mine, &mut out, portfolio_id, order_id, "triggered", shard, event.seq)
+            }
             EventBody::OrderCancelled { portfolio_id, order_id, .. } => {
                 push_order(state, &mine, &mut out, portfolio_id, order_id, "cancelled", shard, event.seq)
             }
@@ -293,6 +396,7 @@ fn on_events(state: &AppState, user_id: Option<UserId>, subscriptions: &Subscrip
     for (symbol_id, shard) in touched {
         out.push(book_message(state, symbol_id, Some(shard)));
     }
+    out.append(&mut deltas);
     out
 }
 

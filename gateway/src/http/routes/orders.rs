@@ -1,8 +1,13 @@
 //! Orders and trades: place one, place a batch, list, get, cancel, replace.
+//!
+//! A placed order may be a book order, a conditional one (it answers `waiting_trigger`) or a
+//! bracket (its answer names the exits' ids too). Which rejection among a command's events is the
+//! command's own is decided by order id: trades a command makes may fire other waiting orders,
+//! whose own refusals travel in the same events.
 
-use super::{owned_portfolio, path, rejection};
+use super::{owned_portfolio, path};
 use crate::bridge::Outcome;
-use crate::history::{OrderFilter, OrderRecord, TradeRecord};
+use crate::history::{OrderFilter, OrderRecord, OrderState, TradeRecord};
 use crate::http::error::ApiError;
 use crate::http::extract::{parse_json, ApiJson, ApiQuery, Caller};
 use crate::http::numbers::{self, RawNumber};
@@ -15,16 +20,19 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use simex_engine::{CommandBody, Event, EventBody, OrderId, OrderKind};
+use simex_engine::{CommandBody, Event, EventBody, OrderId, OrderKind, RejectReason, TriggerKind};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const TRADES_PAGE_MAX: usize = 1000;
 
-/// The order a command's events accepted, and its fills as taker.
+/// The order a new-order command's events accepted (to the book or waiting for its trigger), and
+/// its fills as taker. The command's own order is the first accepted: orders its trades fire come
+/// after it.
 fn accepted(events: &[Event]) -> Option<(OrderId, Vec<TradeRecord>)> {
     let order_id = events.iter().find_map(|e| match e.body {
         EventBody::OrderAccepted(order) => Some(order.order_id),
+        EventBody::ConditionalAccepted(order) => Some(order.order_id),
         _ => None,
     })?;
     let fills = events
@@ -51,6 +59,39 @@ fn order_status(state: &AppState, order_id: OrderId) -> &'static str {
     state.model.read().order(order_id).map_or("accepted", |o| o.state.as_str())
 }
 
+/// The ids of a bracket's exits, as fields of the answer: `take_profit_order_id`, `stop_loss_order_id`.
+fn exits(events: &[Event], entry_id: OrderId, answer: &mut Value) {
+    for event in events {
+        if let EventBody::ConditionalAccepted(exit) = event.body {
+            if exit.parent_order_id != entry_id {
+                continue;
+            }
+            let field = match exit.trigger {
+                TriggerKind::TakeProfit => "take_profit_order_id",
+                _ => "stop_loss_order_id",
+            };
+            answer[field] = json!(exit.order_id);
+        }
+    }
+}
+
+/// The refusal of a new order or bracket: the rejection with order id 0. (A rejection with an id
+/// is of an order the command's trades fired, which failed its checks.)
+fn new_order_rejection(events: &[Event]) -> Option<RejectReason> {
+    events.iter().find_map(|e| match e.body {
+        EventBody::Rejected { order_id: 0, reason, .. } => Some(reason),
+        _ => None,
+    })
+}
+
+/// The refusal of a cancel or replace of `order_id`.
+fn amend_rejection(events: &[Event], order_id: OrderId) -> Option<RejectReason> {
+    events.iter().find_map(|e| match e.body {
+        EventBody::Rejected { order_id: id, reason, .. } if id == order_id => Some(reason),
+        _ => None,
+    })
+}
+
 pub async fn trade(
     State(state): State<Arc<AppState>>,
     Caller(user_id): Caller,
@@ -58,24 +99,23 @@ pub async fn trade(
     ApiJson(request): ApiJson<TradeRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let entry = owned_portfolio(&state, user_id, &path(id)?)?;
-    let order = request.to_new_order(entry.engine_portfolio_id, &state.instruments)?;
+    let command = request.to_command(entry.engine_portfolio_id, &state.instruments)?;
     state.metrics.orders.fetch_add(1, Ordering::Relaxed);
-    let events = state.core.execute_one(CommandBody::NewOrder(order)).await?;
-    if let Some(reason) = rejection(&events) {
+    let events = state.core.execute_one(command).await?;
+    if let Some(reason) = new_order_rejection(&events) {
         return Err(ApiError::from_reject(reason));
     }
     let (order_id, fills) =
         accepted(&events).ok_or_else(|| ApiError::internal("an order was neither accepted nor rejected"))?;
     let fills: Vec<_> = fills.iter().map(|f| FillJson::new(f, &state.instruments)).collect();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "order_id": order_id,
-            "status": order_status(&state, order_id),
-            "fill_count": fills.len(),
-            "fills": fills,
-        })),
-    ))
+    let mut answer = json!({
+        "order_id": order_id,
+        "status": order_status(&state, order_id),
+        "fill_count": fills.len(),
+        "fills": fills,
+    });
+    exits(&events, order_id, &mut answer);
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 #[derive(Deserialize)]
@@ -103,11 +143,11 @@ pub async fn batch(
     let mut commands = Vec::new();
     for (index, raw) in request.orders.iter().enumerate() {
         let order = parse_json::<TradeRequest>(raw.get().as_bytes())
-            .and_then(|r| r.to_new_order(entry.engine_portfolio_id, &state.instruments));
+            .and_then(|r| r.to_command(entry.engine_portfolio_id, &state.instruments));
         match order {
-            Ok(order) => {
+            Ok(command) => {
                 indices.push(index);
-                commands.push(CommandBody::NewOrder(order));
+                commands.push(command);
             }
             Err(error) => rejections.push(json!({"index": index, "code": error.code, "message": error.message})),
         }
@@ -125,13 +165,15 @@ pub async fn batch(
                 continue;
             }
         };
-        if let Some(reason) = rejection(&events) {
+        if let Some(reason) = new_order_rejection(&events) {
             let error = ApiError::from_reject(reason);
             rejections.push(json!({"index": index, "code": error.code, "message": error.message}));
             continue;
         }
         if let Some((order_id, order_fills)) = accepted(&events) {
-            orders.push(json!({"index": index, "order_id": order_id, "status": order_status(&state, order_id)}));
+            let mut placed = json!({"index": index, "order_id": order_id, "status": order_status(&state, order_id)});
+            exits(&events, order_id, &mut placed);
+            orders.push(placed);
             fills.extend(order_fills.iter().map(|f| FillJson::new(f, &state.instruments)));
         }
     }
@@ -241,7 +283,7 @@ async fn amend(
     command: CommandBody,
 ) -> Result<Json<OrderJson>, ApiError> {
     let events = state.core.execute_one(command).await?;
-    if let Some(reason) = rejection(&events) {
+    if let Some(reason) = amend_rejection(&events, order.order_id) {
         return Err(ApiError::from_reject(reason));
     }
     let after = state.history.order(entry_id, order.order_id).ok_or_else(ApiError::order_not_found)?;
@@ -283,6 +325,11 @@ pub async fn replace(
     }
     if !order.state.is_open() {
         return Err(order_not_open(&order));
+    }
+    // A waiting conditional order is not in the book: it is cancelled and sent again instead. (A
+    // waiting stop-limit goes to the engine, which answers the same unless it has just fired.)
+    if order.state == OrderState::WaitingTrigger && order.kind != OrderKind::Limit {
+        return Err(ApiError::from_reject(RejectReason::NotReplaceable));
     }
     if order.kind != OrderKind::Limit {
         return Err(ApiError::invalid("invalid_order_type", "only limit orders can be replaced"));
