@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::numbers::{self, Num, RawNumber};
-use crate::history::{OrderRecord, TradeRecord};
+use crate::history::{OrderRecord, OrderState, TradeRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use simex_engine::decimal::Step;
@@ -93,8 +93,9 @@ fn order_type(name: &str) -> Option<(OrderKind, TriggerKind)> {
 /// The API name of an order's type (the inverse of [`order_type`]).
 pub fn order_type_name(kind: OrderKind, trigger: TriggerKind) -> &'static str {
     match (kind, trigger) {
-        (OrderKind::Market, TriggerKind::None) => "market",
-        (OrderKind::Limit, TriggerKind::None) => "limit",
+        // A delayed order (the latency model) is a book order in flight.
+        (OrderKind::Market, TriggerKind::None | TriggerKind::Delayed) => "market",
+        (OrderKind::Limit, TriggerKind::None | TriggerKind::Delayed) => "limit",
         (OrderKind::Market, TriggerKind::Stop) => "stop",
         (OrderKind::Limit, TriggerKind::Stop) => "stop_limit",
         (OrderKind::Market, TriggerKind::TakeProfit) => "take_profit",
@@ -402,14 +403,15 @@ impl OrderJson {
         let instrument = instruments.get(order.symbol_id);
         let lots = |lots: i64| instrument.map_or(Num(lots.to_string()), |i| Num::steps(i.lot, lots));
         let ticks = |ticks: i64| instrument.map_or(Num(ticks.to_string()), |i| Num::steps(i.tick, ticks));
-        let conditional = order.trigger != TriggerKind::None;
+        let conditional = !matches!(order.trigger, TriggerKind::None | TriggerKind::Delayed);
         let trailing = order.trigger == TriggerKind::TrailingStop;
+        let in_flight = order.trigger == TriggerKind::Delayed && order.state == OrderState::WaitingTrigger;
         OrderJson {
             order_id: order.order_id,
             ticker: instrument.map(|i| i.symbol.clone()).unwrap_or_default(),
             side: side_text(order.side),
             order_type: order_type_name(order.kind, order.trigger),
-            status: order.state.as_str(),
+            status: if in_flight { "pending" } else { order.state.as_str() },
             shares: lots(order.qty_lots),
             filled_shares: lots(order.filled_lots),
             remaining_shares: lots(order.open_lots),
