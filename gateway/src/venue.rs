@@ -101,7 +101,8 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
         None => None,
     };
     let projection = match ProjectionConfig::from_env().context("the PostgreSQL projection settings")? {
-        Some(projection_config) => {
+        Some(mut projection_config) => {
+            projection_config.accounts_root = Some(accounts_root.clone());
             Some(crate::projection::spawn(projection_config, &journal_root).context("starting the projection")?)
         }
         None => None,
