@@ -148,7 +148,9 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    state.latency = Some(LatencySources { runtime: runtime.clone(), submitter: submitter_latency });
+    let rings = runtime.lock().unwrap_or_else(|p| p.into_inner()).ring_gauges();
+    state.latency = Some(LatencySources { runtime: runtime.clone(), submitter: submitter_latency, rings });
+    state.projection_lag = projection.as_ref().map(|p| p.lag_source());
     let state = Arc::new(state);
 
     let tokio = tokio::runtime::Builder::new_multi_thread()

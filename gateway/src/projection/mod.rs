@@ -139,6 +139,11 @@ impl ProjectionHandle {
         self.lag.get()
     }
 
+    /// A live view of the lag, for readers that outlive a borrow of the handle (`/metrics`).
+    pub fn lag_source(&self) -> LagCell {
+        self.lag.clone()
+    }
+
     /// Asks the projector to stop: it commits what it has read if the database lets it, then ends.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
