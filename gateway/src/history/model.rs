@@ -61,7 +61,7 @@ pub struct OrderRecord {
     pub created_ns: i64,
     pub updated_ns: i64,
     /// Whether the order's open lots are in the book model.
-    resting: bool,
+    pub(crate) resting: bool,
 }
 
 /// One side of one portfolio's trade.

@@ -69,6 +69,12 @@ pub async fn render(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if let Some(sources) = &state.latency {
         render_rings(&mut text, &sources.rings);
     }
+    if let Some((postgres, memory)) = state.history.reads_by_store() {
+        let _ = writeln!(text, "# HELP simex_history_reads_total History reads by the store that answered.");
+        let _ = writeln!(text, "# TYPE simex_history_reads_total counter");
+        let _ = writeln!(text, "simex_history_reads_total{{store=\"postgres\"}} {postgres}");
+        let _ = writeln!(text, "simex_history_reads_total{{store=\"memory\"}} {memory}");
+    }
     if let Some(lag) = &state.projection_lag {
         text.push_str(&lag.get().to_prometheus());
     }
