@@ -15,6 +15,7 @@
 use crate::auth::{load_or_create_secret, AccountStore, ExternalTokens, JwtKeys};
 use crate::config::{FeedsSetting, VenueConfig};
 use crate::feeds::FeedConfig;
+use crate::history::postgres::PgHistory;
 use crate::history::{HistoryStore, MemoryHistory};
 use crate::http::metrics::LatencySources;
 use crate::http::{self, AppState, HttpSettings};
@@ -100,8 +101,11 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let projection = match ProjectionConfig::from_env().context("the PostgreSQL projection settings")? {
-        Some(projection_config) => {
+    let projection_settings = ProjectionConfig::from_env().context("the PostgreSQL projection settings")?;
+    let projection_url = projection_settings.as_ref().map(|c| c.database_url.clone());
+    let projection = match projection_settings {
+        Some(mut projection_config) => {
+            projection_config.accounts_root = Some(accounts_root.clone());
             Some(crate::projection::spawn(projection_config, &journal_root).context("starting the projection")?)
         }
         None => None,
@@ -122,7 +126,14 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
         auth_rate_limit_burst: config.auth_rate_limit_burst,
         portfolios_max,
     };
-    let history_store: Arc<dyn HistoryStore> = Arc::new(history.clone());
+    // History from PostgreSQL when it is configured, read-your-writes against the read model
+    // (history::postgres); from the journal-backed read model otherwise.
+    let history_store: Arc<dyn HistoryStore> = match (&projection, &projection_url) {
+        (Some(projection), Some(url)) => {
+            Arc::new(PgHistory::new(url.clone(), history.clone(), projection.lag_source()))
+        }
+        _ => Arc::new(history.clone()),
+    };
     let ledger = started.runtime.ledger();
     let runtime = Arc::new(Mutex::new(started.runtime));
     let mut state = AppState::new(
@@ -147,7 +158,9 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    state.latency = Some(LatencySources { runtime: runtime.clone(), submitter: submitter_latency });
+    let rings = runtime.lock().unwrap_or_else(|p| p.into_inner()).ring_gauges();
+    state.latency = Some(LatencySources { runtime: runtime.clone(), submitter: submitter_latency, rings });
+    state.projection_lag = projection.as_ref().map(|p| p.lag_source());
     let state = Arc::new(state);
 
     let tokio = tokio::runtime::Builder::new_multi_thread()

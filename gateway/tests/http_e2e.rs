@@ -285,6 +285,22 @@ fn a_bot_trades_through_its_whole_journey() {
             "{metrics}"
         );
     }
+    // Ring occupancy: every (submitter, shard) inbound ring and every outbound ring, with its
+    // capacity; an idle venue's inbound rings are empty.
+    for ring in [
+        "ring=\"inbound\",shard=\"0\",peer=\"0\"",
+        "ring=\"inbound\",shard=\"0\",peer=\"2\"",
+        "ring=\"responses\",shard=\"0\",peer=\"0\"",
+        "ring=\"tap\",shard=\"0\",peer=\"gateway\"",
+        "ring=\"tap\",shard=\"0\",peer=\"binary\"",
+        "ring=\"journal\",shard=\"0\",peer=\"journal\"",
+    ] {
+        let occupied = value(&format!("simex_ring_occupied_slots{{{ring}}} "));
+        let capacity = value(&format!("simex_ring_capacity_slots{{{ring}}} "));
+        assert!(capacity > 0 && occupied <= capacity, "{ring}: {occupied}/{capacity}");
+    }
+    assert_eq!(value("simex_ring_occupied_slots{ring=\"inbound\",shard=\"0\",peer=\"0\"} "), 0);
+    assert!(!metrics.contains("simex_projection_"), "no projection without DATABASE_URL: {metrics}");
 }
 
 #[test]

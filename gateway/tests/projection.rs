@@ -2,7 +2,8 @@
 //!
 //! A journaled `Runtime` trades while the projector follows its journal files live (small segments,
 //! so they roll over). Afterwards every table must hold exactly what an independent fold of the
-//! journal's decoded events says: same rows, same values, none missing, none twice. The same holds
+//! journal's decoded events says: same rows, same values, none missing, none twice. Users and
+//! portfolios come from an account store's journal beside it and are held to the same rule. The same holds
 //! after PostgreSQL is stopped mid-run and restarted, after the projector process is SIGKILLed and
 //! started again, and after the offsets are lost and everything is applied a second time.
 //!
@@ -10,8 +11,9 @@
 //! `SIMEX_TEST_PGDATA`, `SIMEX_TEST_PG_LOG`, `SIMEX_TEST_PG_USER`): `tools/test` provides them. Without
 //! them the tests say so and pass, unless `CI=true` or `SIMEX_REQUIRE_PG=1`, when they fail.
 
+use simex::auth::{hash_password, AccountRecord, AccountStore, NewUser, PortfolioEntry};
 use simex::projection::batch::{order_status, Batch};
-use simex::projection::{self, store, AccountRecord, ProjectionConfig, ProjectionHandle};
+use simex::projection::{self, store, ProjectionConfig, ProjectionHandle};
 use simex::runtime::{Durability, JournalSettings, Runtime, RuntimeConfig, Submitter};
 use simex_engine::codec::decode_event;
 use simex_engine::{CommandBody, Event, EventBody, InstrumentTable, NewOrder, OrderId, Side, TimeInForce};
@@ -496,6 +498,130 @@ fn assert_database_matches_journal(url: &str, journal: &Path) -> Tables {
     expected
 }
 
+// ---------------------------------------------------------------------------------------------
+// Accounts: users and portfolios from an account store's journal
+// ---------------------------------------------------------------------------------------------
+
+/// Registers two users (with passwords and keys), gives each a portfolio and resets one.
+fn account_activity(accounts: &AccountStore, round: u32) {
+    for n in 0..2u32 {
+        let registered = accounts
+            .register(
+                NewUser {
+                    email: format!("trader{round}-{n}@example.com"),
+                    name: format!("trader {round}-{n}"),
+                    display_name: format!("Trader {round}/{n}"),
+                    username: Some(format!("trader{round}{n}")),
+                    password_phc: Some(hash_password("correct horse").unwrap()),
+                },
+                "st_",
+            )
+            .unwrap();
+        let portfolio_id = 100 + round * 10 + n;
+        accounts
+            .add_portfolio(PortfolioEntry {
+                user_id: registered.user_id,
+                portfolio_id,
+                engine_portfolio_id: portfolio_id,
+                name: format!("book {n}"),
+                starting_balance_micros: 1_000_000 * i64::from(portfolio_id),
+            })
+            .unwrap();
+    }
+    accounts.reset_portfolio(100 + round * 10, 900 + round).unwrap();
+}
+
+/// What `users`, `user_portfolios` and `accounts_offset` must hold: a fold of the accounts journal.
+fn expected_accounts(accounts_root: &Path) -> Tables {
+    let mut users = Vec::new();
+    // portfolio id -> (owner, name, starting balance, engine portfolio, created, updated, seq)
+    type PortfolioRow = (u64, String, i64, u32, i64, i64, u64);
+    let mut portfolios: BTreeMap<u32, PortfolioRow> = BTreeMap::new();
+    let mut last = 0;
+    let mut reader = JournalReader::open(accounts_root, 0, None).expect("the accounts journal opens");
+    while let Some(record) = reader.next_record().expect("the accounts journal reads") {
+        let (seq, at_ns) = (record.seq, record.timestamp_ns);
+        last = seq;
+        match serde_json::from_slice::<AccountRecord>(record.payload).unwrap() {
+            AccountRecord::User { user_id, email, name, display_name, .. } => {
+                users.push(format!("{user_id} {email} {name} {display_name} {at_ns} {seq}"))
+            }
+            AccountRecord::ApiKey { .. } => {}
+            AccountRecord::Portfolio { user_id, portfolio_id, engine_portfolio_id, name, starting_balance_micros } => {
+                portfolios.insert(
+                    portfolio_id,
+                    (user_id, name, starting_balance_micros, engine_portfolio_id, at_ns, at_ns, seq),
+                );
+            }
+            AccountRecord::PortfolioReset { portfolio_id, engine_portfolio_id } => {
+                let portfolio = portfolios.get_mut(&portfolio_id).unwrap();
+                (portfolio.3, portfolio.5, portfolio.6) = (engine_portfolio_id, at_ns, seq);
+            }
+        }
+    }
+    let portfolios = portfolios
+        .iter()
+        .map(|(id, p)| format!("{id} {} {} {} {} {} {} {}", p.0, p.1, p.2, p.3, p.4, p.5, p.6))
+        .collect();
+    let mut tables = Tables::new();
+    tables.insert("users", users);
+    tables.insert("user_portfolios", portfolios);
+    tables.insert("accounts_offset", vec![last.to_string()]);
+    for rows in tables.values_mut() {
+        rows.sort();
+    }
+    tables
+}
+
+/// Asserts that the database's account tables hold exactly the accounts journal, and no secret.
+fn assert_accounts_match_journal(url: &str, accounts_root: &Path) {
+    let expected = expected_accounts(accounts_root);
+    let found = block_on(async {
+        let client = connect(url).await;
+        let queries = [
+            ("users", "SELECT user_id::TEXT || ' ' || email || ' ' || name || ' ' || display_name || ' ' || created_at_ns || ' ' || seq FROM users"),
+            (
+                "user_portfolios",
+                "SELECT portfolio_id || ' ' || user_id || ' ' || name || ' ' || starting_balance_micros || ' ' ||
+                        engine_portfolio_id || ' ' || created_at_ns || ' ' || updated_at_ns || ' ' || seq
+                 FROM user_portfolios",
+            ),
+            ("accounts_offset", "SELECT last_seq::TEXT FROM accounts_offset"),
+        ];
+        let mut tables = Tables::new();
+        for (table, query) in queries {
+            let rows = client.query(query, &[]).await.unwrap_or_else(|e| panic!("{query}: {e}"));
+            let mut lines: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            lines.sort();
+            tables.insert(table, lines);
+        }
+        // No secret in any column of any table: no password hash, no key hash.
+        let dump: Vec<String> = client
+            .query(
+                "SELECT row_to_json(u)::TEXT FROM users u UNION ALL SELECT row_to_json(p)::TEXT FROM user_portfolios p",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(dump.iter().all(|row| !row.contains("argon2") && !row.contains("sha256")), "{dump:?}");
+        tables
+    });
+    assert_eq!(expected, found);
+    assert!(expected["users"].len() >= 2 && !expected["user_portfolios"].is_empty());
+}
+
+fn accounts_committed(handle: &ProjectionHandle, accounts_root: &Path) -> bool {
+    let last = expected_accounts(accounts_root)["accounts_offset"][0].parse::<u64>().unwrap();
+    handle.lag().accounts.is_some_and(|a| a.committed_seq == last)
+}
+
+fn config_with_accounts(url: &str, accounts_root: &Path) -> ProjectionConfig {
+    ProjectionConfig { accounts_root: Some(accounts_root.to_path_buf()), ..config(url) }
+}
+
 fn committed_everything(handle: &ProjectionHandle, journal: &Path) -> bool {
     let events = journal_events(journal);
     let mut last: BTreeMap<u32, u64> = BTreeMap::new();
@@ -524,22 +650,16 @@ fn projects_a_live_journal_exactly_and_reapplying_changes_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let url = fresh_database(&base, "live");
     let journal = temp_dir("live");
+    let accounts_root = temp_dir("live-accounts");
+    let accounts = AccountStore::open(&accounts_root, Durability::None).unwrap();
     let mut venue = Venue::start(&journal);
-    let handle = projection::spawn(config(&url), &journal).unwrap();
-    let user = |display_name: &str| AccountRecord::User {
-        uid: "u-1".into(),
-        email: "bot@example.com".into(),
-        name: "bot".into(),
-        display_name: display_name.into(),
-        created_at_ns: 42,
-    };
-    handle.record_account(AccountRecord::PortfolioOwner { portfolio_id: 1, uid: "u-1".into() });
-    handle.record_account(user("Bot"));
+    let handle = projection::spawn(config_with_accounts(&url, &accounts_root), &journal).unwrap();
+    account_activity(&accounts, 0);
     venue.trade(1_500);
-    handle.record_account(user("Bot renamed"));
-    handle.record_account(AccountRecord::PortfolioOwner { portfolio_id: 1, uid: "u-1".into() });
+    account_activity(&accounts, 1);
     venue.stop();
     wait_for("the projection to commit the whole journal", || committed_everything(&handle, &journal));
+    wait_for("the projection to commit the accounts", || accounts_committed(&handle, &accounts_root));
     let lag = handle.lag();
     assert_eq!(lag.records_behind(), 0, "{lag:?}");
     assert!(lag.shards.iter().all(|s| s.blocked.is_none()), "{lag:?}");
@@ -579,27 +699,24 @@ fn projects_a_live_journal_exactly_and_reapplying_changes_nothing() {
     assert!(!positions.is_empty());
     assert_eq!(snapshot, positions);
 
-    // Account records: upserted, once each.
-    let accounts = block_on(async {
-        let client = connect(&url).await;
-        let users = client.query("SELECT uid, display_name FROM users", &[]).await.unwrap();
-        let owners = client.query("SELECT portfolio_id, uid FROM portfolio_owners", &[]).await.unwrap();
-        let users: Vec<(String, String)> = users.iter().map(|r| (r.get(0), r.get(1))).collect();
-        let owners: Vec<(i64, String)> = owners.iter().map(|r| (r.get(0), r.get(1))).collect();
-        (users, owners)
-    });
-    assert_eq!(accounts.0, vec![("u-1".to_string(), "Bot renamed".to_string())]);
-    assert_eq!(accounts.1, vec![(1, "u-1".to_string())]);
+    // Users and portfolios: exactly the accounts journal, without secrets.
+    assert_accounts_match_journal(&url, &accounts_root);
 
     // Lose the offsets and project everything again: the rows' keys and sequence guards make the
     // second application change nothing.
-    block_on(async { connect(&url).await.batch_execute("DELETE FROM projection_offsets").await.unwrap() });
-    let handle = projection::spawn(config(&url), &journal).unwrap();
+    block_on(async {
+        let client = connect(&url).await;
+        client.batch_execute("DELETE FROM projection_offsets; DELETE FROM accounts_offset").await.unwrap()
+    });
+    let handle = projection::spawn(config_with_accounts(&url, &accounts_root), &journal).unwrap();
     wait_for("the second projection to catch up", || committed_everything(&handle, &journal));
+    wait_for("the second projection to commit the accounts", || accounts_committed(&handle, &accounts_root));
     handle.stop();
     handle.join();
     assert_database_matches_journal(&url, &journal);
+    assert_accounts_match_journal(&url, &accounts_root);
     let _ = std::fs::remove_dir_all(&journal);
+    let _ = std::fs::remove_dir_all(&accounts_root);
 }
 
 #[test]
@@ -678,15 +795,20 @@ fn postgres_stopped_mid_run_ends_with_exactly_the_journal() {
     let pg = Pg::from_env();
     let url = fresh_database(&base, "outage");
     let journal = temp_dir("outage");
+    let accounts_root = temp_dir("outage-accounts");
+    let accounts = AccountStore::open(&accounts_root, Durability::None).unwrap();
     let mut venue = Venue::start(&journal);
-    let handle = projection::spawn(config(&url), &journal).unwrap();
+    let handle = projection::spawn(config_with_accounts(&url, &accounts_root), &journal).unwrap();
+    account_activity(&accounts, 0);
     venue.trade(400);
     wait_for("a first commit", || handle.lag().flushes > 0);
 
     pg.pg_ctl(&["-m", "fast", "stop"]);
     let mut guard = RestartOnDrop(&pg, true);
-    // Trading goes on while the database is down; the projection retries and falls behind.
+    // Trading and registrations go on while the database is down; the projection retries and
+    // falls behind.
     venue.trade(600);
+    account_activity(&accounts, 1);
     wait_for("the projection to notice", || handle.lag().failures > 0 && !handle.lag().connected);
     let behind = handle.lag();
     assert!(behind.last_error.is_some());
@@ -697,13 +819,17 @@ fn postgres_stopped_mid_run_ends_with_exactly_the_journal() {
     pg.pg_ctl(&["start"]);
     guard.1 = false;
     venue.trade(300);
+    account_activity(&accounts, 2);
     venue.stop();
     wait_for("the projection to catch up", || committed_everything(&handle, &journal));
+    wait_for("the projection to commit the accounts", || accounts_committed(&handle, &accounts_root));
     assert!(handle.lag().connected);
     handle.stop();
     handle.join();
     assert_database_matches_journal(&url, &journal);
+    assert_accounts_match_journal(&url, &accounts_root);
     let _ = std::fs::remove_dir_all(&journal);
+    let _ = std::fs::remove_dir_all(&accounts_root);
 }
 
 /// Runs a projector until it is killed, when started by `a_killed_projector_resumes_exactly`.

@@ -3,9 +3,11 @@
 //! [`ReadModel`] folds every tapped event (and, on start, every journaled event) into orders,
 //! fills, positions, books and prices per portfolio and symbol. The HTTP history endpoints read
 //! through the [`HistoryStore`] trait, so that another store (a database projection) can serve
-//! the same responses; [`MemoryHistory`] is the journal-backed one.
+//! the same responses; [`MemoryHistory`] is the journal-backed one and [`postgres::PgHistory`] reads
+//! the PostgreSQL projection (falling back to memory while it lags).
 
 mod model;
+pub mod postgres;
 
 pub use model::{BookSide, LevelChange, OrderRecord, OrderState, ReadModel, SymbolMarket, TradeRecord};
 
@@ -34,6 +36,10 @@ pub trait HistoryStore: Send + Sync {
     fn orders(&self, portfolio_id: PortfolioId, filter: OrderFilter) -> Vec<OrderRecord>;
     /// One order, if it belongs to the portfolio.
     fn order(&self, portfolio_id: PortfolioId, order_id: OrderId) -> Option<OrderRecord>;
+    /// Reads answered from PostgreSQL and from memory so far, for a store that can do both.
+    fn reads_by_store(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// The in-memory, journal-backed history: a shared [`ReadModel`].

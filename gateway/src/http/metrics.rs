@@ -5,9 +5,12 @@
 //!   and `match_risk` from the shards (handed over every `latency_interval_ms`), `egress` and
 //!   `round_trip` from the gateway core's submitter. Quantiles in nanoseconds, as a summary.
 //! - The read model's last folded sequence per shard (how far history and market data have come).
+//! - Ring occupancy: slots in use and capacity of every (submitter, shard) inbound ring and every
+//!   outbound ring (responses, taps, journal), from counters beside the rings (no lock).
+//! - The PostgreSQL projection's lag per shard, in records and venue seconds, when it runs.
 
 use super::AppState;
-use crate::runtime::{Runtime, Stage, StageHistograms};
+use crate::runtime::{RingGauge, Runtime, Stage, StageHistograms};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -30,6 +33,8 @@ pub struct Metrics {
 pub struct LatencySources {
     pub runtime: Arc<Mutex<Runtime>>,
     pub submitter: Arc<Mutex<StageHistograms>>,
+    /// Every ring's occupancy gauge.
+    pub rings: Vec<RingGauge>,
 }
 
 const QUANTILES: [f64; 5] = [0.5, 0.99, 0.999, 0.9999, 1.0];
@@ -62,6 +67,18 @@ pub async fn render(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         let _ = writeln!(text, "simex_read_model_sequence{{shard=\"{shard}\"}} {seq}");
     }
     if let Some(sources) = &state.latency {
+        render_rings(&mut text, &sources.rings);
+    }
+    if let Some((postgres, memory)) = state.history.reads_by_store() {
+        let _ = writeln!(text, "# HELP simex_history_reads_total History reads by the store that answered.");
+        let _ = writeln!(text, "# TYPE simex_history_reads_total counter");
+        let _ = writeln!(text, "simex_history_reads_total{{store=\"postgres\"}} {postgres}");
+        let _ = writeln!(text, "simex_history_reads_total{{store=\"memory\"}} {memory}");
+    }
+    if let Some(lag) = &state.projection_lag {
+        text.push_str(&lag.get().to_prometheus());
+    }
+    if let Some(sources) = &state.latency {
         let mut total = StageHistograms::default();
         {
             let mut runtime = sources.runtime.lock().unwrap_or_else(|p| p.into_inner());
@@ -86,4 +103,34 @@ pub async fn render(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         }
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// `simex_ring_occupied_slots` and `simex_ring_capacity_slots`, labelled by ring kind, shard and
+/// peer (the submitter id, the tap's name or `journal`).
+pub fn render_rings(text: &mut String, rings: &[RingGauge]) {
+    let readings: Vec<_> = rings.iter().map(RingGauge::read).collect();
+    let _ = writeln!(text, "# HELP simex_ring_occupied_slots Slots in use in each runtime ring.");
+    let _ = writeln!(text, "# TYPE simex_ring_occupied_slots gauge");
+    for r in &readings {
+        let _ = writeln!(
+            text,
+            "simex_ring_occupied_slots{{ring=\"{}\",shard=\"{}\",peer=\"{}\"}} {}",
+            r.kind.name(),
+            r.shard,
+            r.peer,
+            r.occupied_slots
+        );
+    }
+    let _ = writeln!(text, "# HELP simex_ring_capacity_slots Slots in each runtime ring.");
+    let _ = writeln!(text, "# TYPE simex_ring_capacity_slots gauge");
+    for r in &readings {
+        let _ = writeln!(
+            text,
+            "simex_ring_capacity_slots{{ring=\"{}\",shard=\"{}\",peer=\"{}\"}} {}",
+            r.kind.name(),
+            r.shard,
+            r.peer,
+            r.capacity_slots
+        );
+    }
 }

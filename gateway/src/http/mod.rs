@@ -71,6 +71,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Latency histograms for `/metrics`; `None` in a gateway without a runtime of its own.
     pub latency: Option<metrics::LatencySources>,
+    /// The PostgreSQL projection's lag for `/metrics`; `None` without `DATABASE_URL`.
+    pub projection_lag: Option<crate::projection::lag::LagCell>,
 }
 
 impl AppState {
@@ -110,6 +112,7 @@ impl AppState {
             next_portfolio_id: AtomicU32::new(first_free),
             metrics: metrics::Metrics::default(),
             latency: None,
+            projection_lag: None,
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct ShardLag {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LagReport {
     pub shards: Vec<ShardLag>,
+    /// The accounts journal's position (its `shard` is 0: it is one log), when it is projected.
+    pub accounts: Option<ShardLag>,
     /// Whether the projector has a working connection.
     pub connected: bool,
     /// The last PostgreSQL or journal error, kept until a later flush succeeds.
@@ -75,6 +77,12 @@ impl LagReport {
         for s in &self.shards {
             let _ =
                 writeln!(out, "simex_projection_blocked{{shard=\"{}\"}} {}", s.shard, u8::from(s.blocked.is_some()));
+        }
+        if let Some(accounts) = &self.accounts {
+            let _ = writeln!(out, "# TYPE simex_projection_accounts_records_behind gauge");
+            let _ = writeln!(out, "simex_projection_accounts_records_behind {}", accounts.records_behind);
+            let _ = writeln!(out, "# TYPE simex_projection_accounts_blocked gauge");
+            let _ = writeln!(out, "simex_projection_accounts_blocked {}", u8::from(accounts.blocked.is_some()));
         }
         let _ = writeln!(out, "# TYPE simex_projection_records_total counter");
         let _ = writeln!(out, "simex_projection_records_total {}", self.records_projected);

@@ -1,6 +1,7 @@
 //! The PostgreSQL projection: follows the on-disk journals and keeps a relational copy of what the
 //! engine decided (portfolios, orders, fills, rejections, cash adjustments, positions and periodic
-//! position snapshots) for history queries, dashboards and reports.
+//! position snapshots) and of the gateway's accounts (users and their portfolios, never a secret)
+//! for history queries, dashboards and reports.
 //!
 //! # Why from the journal
 //! The journal is the source of truth and is already durable before any client hears of a result.
@@ -15,7 +16,9 @@
 //! resumes every shard at `last_seq + 1`, throwing away whatever it had read but not committed. So
 //! an event is in the database if and only if its sequence is at most the stored offset, whatever
 //! was interrupted when. Event rows also have unique keys (`(shard, seq)`), so re-inserting one is a
-//! no-op even outside that protocol. Details and the failure table are in `docs/persistence.md`.
+//! no-op even outside that protocol. The accounts journal (`<data>/accounts`, one log) follows the
+//! same discipline with its own offset row, `accounts_offset`, written in its own transactions.
+//! Details and the failure table are in `docs/persistence.md`.
 //!
 //! # Modules
 //! - `tail`: reading a live shard journal from a sequence (partial frames, segment rolls, pruning).
@@ -31,7 +34,7 @@ pub mod store;
 pub mod tail;
 
 pub use lag::{LagReport, ShardLag};
-pub use store::AccountRecord;
+pub use store::AccountsBatch;
 
 use batch::Batch;
 use lag::LagCell;
@@ -39,7 +42,7 @@ use simex_engine::codec::decode_event;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use store::Offset;
 use tail::{ShardTail, TailRecord};
@@ -51,6 +54,9 @@ use tokio_postgres::Client;
 pub struct ProjectionConfig {
     /// `postgresql://user@host:port/database` (libpq URL or key=value form).
     pub database_url: String,
+    /// The gateway's accounts journal (`<data>/accounts`), projected into `users` and
+    /// `user_portfolios`; `None` projects the engine's journals only.
+    pub accounts_root: Option<PathBuf>,
     /// Records read are committed at least this often.
     pub flush_interval: Duration,
     /// Most journal records in one transaction.
@@ -70,6 +76,7 @@ impl ProjectionConfig {
     pub fn new(database_url: impl Into<String>) -> ProjectionConfig {
         ProjectionConfig {
             database_url: database_url.into(),
+            accounts_root: None,
             flush_interval: Duration::from_secs(1),
             batch_records_max: 20_000,
             poll_interval: Duration::from_millis(20),
@@ -123,7 +130,6 @@ pub struct ProjectionHandle {
     stop: Arc<AtomicBool>,
     wake: Arc<Notify>,
     lag: LagCell,
-    accounts: mpsc::Sender<AccountRecord>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -133,12 +139,9 @@ impl ProjectionHandle {
         self.lag.get()
     }
 
-    /// Queues a user or portfolio owner to be upserted into `users`/`portfolio_owners`. Records are
-    /// kept until written (through database outages) but not across a restart: the account store
-    /// should feed every account again when the venue starts (upserts make that harmless).
-    pub fn record_account(&self, record: AccountRecord) {
-        // The projector only goes away with the handle.
-        let _ = self.accounts.send(record);
+    /// A live view of the lag, for readers that outlive a borrow of the handle (`/metrics`).
+    pub fn lag_source(&self) -> LagCell {
+        self.lag.clone()
     }
 
     /// Asks the projector to stop: it commits what it has read if the database lets it, then ends.
@@ -170,7 +173,6 @@ pub fn spawn(config: ProjectionConfig, journal_root: impl Into<PathBuf>) -> std:
     let stop = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(Notify::new());
     let lag = LagCell::default();
-    let (accounts, accounts_received) = mpsc::channel();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut projector = Projector {
         config,
@@ -184,12 +186,11 @@ pub fn spawn(config: ProjectionConfig, journal_root: impl Into<PathBuf>) -> std:
         batch_started: None,
         last_snapshot: Instant::now(),
         failures_in_row: 0,
-        accounts_received,
-        accounts_pending: Vec::new(),
+        accounts: None,
     };
     let thread =
         std::thread::Builder::new().name("simex-projection".into()).spawn(move || runtime.block_on(projector.run()))?;
-    Ok(ProjectionHandle { stop, wake, lag, accounts, thread: Some(thread) })
+    Ok(ProjectionHandle { stop, wake, lag, thread: Some(thread) })
 }
 
 /// What the projector knows of one shard.
@@ -214,9 +215,8 @@ struct Projector {
     batch_started: Option<Instant>,
     last_snapshot: Instant,
     failures_in_row: u32,
-    accounts_received: mpsc::Receiver<AccountRecord>,
-    /// Account records received and not yet committed.
-    accounts_pending: Vec<AccountRecord>,
+    /// The accounts journal's position, when it is projected (rebuilt at every connect).
+    accounts: Option<ShardState>,
 }
 
 impl Projector {
@@ -238,15 +238,13 @@ impl Projector {
             }
             let read = self.read(&mut records);
             self.publish_lag();
-            self.accounts_pending.extend(self.accounts_received.try_iter());
-            if !self.accounts_pending.is_empty() {
-                let client = self.client.as_mut().expect("connected");
-                if let Err(error) = store::write_accounts(client, &self.accounts_pending).await {
-                    self.failed(error.to_string()).await;
+            let accounts_read = match self.project_accounts(&mut records).await {
+                Ok(read) => read,
+                Err(error) => {
+                    self.failed(error).await;
                     continue;
                 }
-                self.accounts_pending.clear();
-            }
+            };
             let due = self.batch_started.is_some_and(|t| t.elapsed() >= self.config.flush_interval);
             if !self.batch.is_empty() && (self.batch.records >= self.config.batch_records_max || due || stopping) {
                 if let Err(error) = self.flush().await {
@@ -255,10 +253,10 @@ impl Projector {
                 }
                 self.publish_lag();
             }
-            if stopping && self.batch.is_empty() && self.accounts_pending.is_empty() {
+            if stopping && self.batch.is_empty() {
                 return;
             }
-            if read == 0 {
+            if read == 0 && accounts_read == 0 {
                 self.sleep(self.config.poll_interval).await;
             }
         }
@@ -284,9 +282,59 @@ impl Projector {
         for shard in discover_shards(&self.root).into_iter().chain(offsets.keys().copied()) {
             self.shards.entry(shard).or_insert_with(|| shard_state(&self.root, shard, offsets.get(&shard).copied()));
         }
+        self.accounts = match &self.config.accounts_root {
+            Some(root) => {
+                let stored = store::load_accounts_offset(&client).await.map_err(|e| e.to_string())?;
+                let offset = stored.map(|(epoch, last_seq)| Offset { epoch, last_seq, last_timestamp_ns: 0 });
+                Some(shard_state(root, ACCOUNTS_SHARD, offset))
+            }
+            None => None,
+        };
         self.client = Some(client);
         self.lag.update(|report| report.connected = true);
         Ok(())
+    }
+
+    /// Reads what the accounts journal has and commits it with its offset, in one transaction of
+    /// its own (account records are few). Returns how many records it committed.
+    async fn project_accounts(&mut self, records: &mut Vec<TailRecord>) -> Result<usize, String> {
+        let Some(state) = self.accounts.as_mut() else { return Ok(0) };
+        if let Err(error) = state.head.skip_to_end() {
+            state.blocked.get_or_insert(error.to_string());
+        }
+        if state.blocked.is_some() {
+            return Ok(0);
+        }
+        records.clear();
+        if let Err(error) = state.tail.poll(self.config.batch_records_max, records) {
+            state.blocked = Some(error.to_string());
+        }
+        let mut batch = AccountsBatch { epoch: state.tail.epoch().unwrap_or(0), records: Vec::new() };
+        for record in records.iter() {
+            let parsed = (record.record_type == crate::auth::RECORD_TYPE_ACCOUNT)
+                .then(|| serde_json::from_slice::<crate::auth::AccountRecord>(&record.payload).ok())
+                .flatten();
+            let Some(parsed) = parsed else {
+                // Nothing after this record can be projected without it; it stays unprojected.
+                state.blocked = Some(format!("accounts journal record {}: not an account record", record.seq));
+                break;
+            };
+            batch.records.push((record.seq, record.timestamp_ns, parsed));
+        }
+        let Some(last_seq) = batch.last_seq() else { return Ok(0) };
+        let client = self.client.as_mut().expect("connected");
+        match tokio::time::timeout(self.config.write_timeout, store::write_accounts(client, &batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error.to_string()),
+            Err(_) => return Err(format!("a write took longer than {:?}; abandoned", self.config.write_timeout)),
+        }
+        state.committed = Some(Offset { epoch: batch.epoch, last_seq, last_timestamp_ns: 0 });
+        let committed = batch.records.len();
+        self.lag.update(|report| {
+            report.records_projected += committed as u64;
+            report.last_flush_at = Some(SystemTime::now());
+        });
+        Ok(committed)
     }
 
     /// Picks up new shards and moves every shard's head tail to the end of its journal.
@@ -427,9 +475,27 @@ impl Projector {
                 }
             })
             .collect();
-        self.lag.update(|report| report.shards = shards);
+        let accounts = self.accounts.as_ref().map(|state| {
+            let committed_seq = state.committed.map_or(0, |o| o.last_seq);
+            let journal_seq = state.head.next_seq().saturating_sub(1).max(committed_seq);
+            ShardLag {
+                shard: ACCOUNTS_SHARD,
+                committed_seq,
+                journal_seq,
+                records_behind: journal_seq - committed_seq,
+                time_behind_ns: 0,
+                blocked: state.blocked.clone(),
+            }
+        });
+        self.lag.update(|report| {
+            report.shards = shards;
+            report.accounts = accounts;
+        });
     }
 }
+
+/// The accounts journal is one log, which the journal crate names shard 0.
+const ACCOUNTS_SHARD: u32 = 0;
 
 fn shard_state(root: &Path, shard: u32, committed: Option<Offset>) -> ShardState {
     let epoch = committed.map(|o| o.epoch);

@@ -10,7 +10,10 @@ use tokio_postgres::Client;
 
 /// Every migration, in order. Versions are never renumbered or edited once released; a change is a
 /// new file.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (2, "accounts", include_str!("migrations/0002_accounts.sql")),
+];
 
 /// Advisory lock key of the migration step ("simexmig" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x7369_6d65_786d_6967;

@@ -10,6 +10,7 @@
 
 use super::batch::{Batch, OrderRow, ShardRange};
 use super::schema::{self, STAGING_TABLES};
+use crate::auth::AccountRecord;
 use futures_util::pin_mut;
 use std::collections::BTreeMap;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -24,6 +25,8 @@ pub enum StoreError {
     Schema(#[from] schema::SchemaError),
     #[error("shard {shard}: the database stands at record {found:?}, the batch starts at {first_seq}")]
     Fenced { shard: u32, found: Option<i64>, first_seq: u64 },
+    #[error("accounts journal: the database stands at record {found:?}, the batch starts at {first_seq}")]
+    AccountsFenced { found: Option<i64>, first_seq: u64 },
 }
 
 /// Where the database says a shard's projection stands.
@@ -307,40 +310,94 @@ pub async fn write_batch(client: &mut Client, batch: &Batch, snapshot_at_ns: Opt
     Ok(())
 }
 
-/// A user or a portfolio's owner, from the gateway's account records.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AccountRecord {
-    User { uid: String, email: String, name: String, display_name: String, created_at_ns: i64 },
-    PortfolioOwner { portfolio_id: u32, uid: String },
+/// Records of the gateway's accounts journal (`<data>/accounts`) to project in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct AccountsBatch {
+    pub epoch: u64,
+    /// `(seq, timestamp_ns, record)`, in sequence order without gaps.
+    pub records: Vec<(u64, i64, AccountRecord)>,
 }
 
-/// Upserts account records in one transaction: writing one twice, or an older copy after a newer
-/// one of the same key, leaves the row as the last write made it.
-pub async fn write_accounts(client: &mut Client, records: &[AccountRecord]) -> Result<(), StoreError> {
+impl AccountsBatch {
+    pub fn first_seq(&self) -> Option<u64> {
+        self.records.first().map(|r| r.0)
+    }
+
+    pub fn last_seq(&self) -> Option<u64> {
+        self.records.last().map(|r| r.0)
+    }
+}
+
+/// Where the projection stands in the accounts journal: `(epoch, last_seq)`.
+pub async fn load_accounts_offset(client: &Client) -> Result<Option<(u64, u64)>, StoreError> {
+    let row = client.query_opt("SELECT epoch, last_seq FROM accounts_offset WHERE journal = 'accounts'", &[]).await?;
+    Ok(row.map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)))
+}
+
+/// Writes account records and the accounts offset in one transaction, refusing a batch that does
+/// not continue exactly where the stored offset stands (as for the shards). API keys are passed
+/// over (they only move the offset): no secret reaches the database.
+pub async fn write_accounts(client: &mut Client, batch: &AccountsBatch) -> Result<(), StoreError> {
+    let (Some(first_seq), Some(last_seq)) = (batch.first_seq(), batch.last_seq()) else { return Ok(()) };
     let transaction = client.transaction().await?;
-    for record in records {
+    let found: Option<i64> = transaction
+        .query_opt("SELECT last_seq FROM accounts_offset WHERE journal = 'accounts' FOR UPDATE", &[])
+        .await?
+        .map(|r| r.get(0));
+    if found.is_some_and(|last| last as u64 + 1 != first_seq) {
+        return Err(StoreError::AccountsFenced { found, first_seq });
+    }
+    for (seq, timestamp_ns, record) in &batch.records {
+        let seq = *seq as i64;
         match record {
-            AccountRecord::User { uid, email, name, display_name, created_at_ns } => {
+            AccountRecord::User { user_id, email, name, display_name, .. } => {
                 transaction
                     .execute(
-                        "INSERT INTO users (uid, email, name, display_name, created_at_ns) VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT (uid) DO UPDATE SET email = excluded.email, name = excluded.name,
-                             display_name = excluded.display_name, created_at_ns = excluded.created_at_ns",
-                        &[uid, email, name, display_name, created_at_ns],
+                        "INSERT INTO users (user_id, email, name, display_name, created_at_ns, seq)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id) DO NOTHING",
+                        &[&(*user_id as i64), email, name, display_name, timestamp_ns, &seq],
                     )
                     .await?;
             }
-            AccountRecord::PortfolioOwner { portfolio_id, uid } => {
+            AccountRecord::ApiKey { .. } => {}
+            AccountRecord::Portfolio { user_id, portfolio_id, engine_portfolio_id, name, starting_balance_micros } => {
                 transaction
                     .execute(
-                        "INSERT INTO portfolio_owners (portfolio_id, uid) VALUES ($1, $2)
-                         ON CONFLICT (portfolio_id) DO UPDATE SET uid = excluded.uid",
-                        &[&i64::from(*portfolio_id), uid],
+                        "INSERT INTO user_portfolios (portfolio_id, user_id, name, starting_balance_micros,
+                             engine_portfolio_id, created_at_ns, updated_at_ns, seq)
+                         VALUES ($1, $2, $3, $4, $5, $6, $6, $7) ON CONFLICT (portfolio_id) DO NOTHING",
+                        &[
+                            &i64::from(*portfolio_id),
+                            &(*user_id as i64),
+                            name,
+                            starting_balance_micros,
+                            &i64::from(*engine_portfolio_id),
+                            timestamp_ns,
+                            &seq,
+                        ],
+                    )
+                    .await?;
+            }
+            AccountRecord::PortfolioReset { portfolio_id, engine_portfolio_id } => {
+                // The sequence guard makes a second application a no-op even outside the offsets.
+                transaction
+                    .execute(
+                        "UPDATE user_portfolios SET engine_portfolio_id = $2, updated_at_ns = $3, seq = $4
+                         WHERE portfolio_id = $1 AND seq < $4",
+                        &[&i64::from(*portfolio_id), &i64::from(*engine_portfolio_id), timestamp_ns, &seq],
                     )
                     .await?;
             }
         }
     }
+    transaction
+        .execute(
+            "INSERT INTO accounts_offset (journal, epoch, last_seq) VALUES ('accounts', $1, $2)
+             ON CONFLICT (journal) DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq,
+                 updated_at = now()",
+            &[&(batch.epoch as i64), &(last_seq as i64)],
+        )
+        .await?;
     transaction.commit().await?;
     Ok(())
 }

@@ -270,7 +270,7 @@ pub struct JournalEntry {
 pub(super) struct WriterThread {
     pub shard_id: u16,
     pub writer: JournalWriter,
-    pub events: rtrb::Consumer<JournalEntry>,
+    pub events: super::occupancy::Rx<JournalEntry>,
     pub durable: Arc<Durable>,
     pub wait: WaitStrategy,
     pub waker: Arc<OnceLock<Waker>>,

@@ -26,6 +26,7 @@ mod journal;
 mod latency;
 mod ledger;
 mod message;
+mod occupancy;
 mod shard;
 mod snapshots;
 mod snapshotter;
@@ -41,6 +42,7 @@ pub use latency::{
 };
 pub use ledger::{AtomicLedger, SharedLedger};
 pub use message::{InboundSlot, Response, Stamps, TappedEvent, Ticket};
+pub use occupancy::{RingCount, RingGauge, RingKind, RingOccupancy};
 pub use shard::ShardEngine;
 pub use simex_journal::Durability;
 pub use snapshots::{complete_sets, restore_set, SnapshotSet, SnapshotSettings, Stores, LEDGER_SNAPSHOT_SHARD};
@@ -49,6 +51,7 @@ pub use wait::{Idle, WaitStrategy, Waker};
 
 use disruptor::{build_single_producer, BusySpin};
 use journal::{recover_shards, WriterThread};
+use occupancy::{counted_ring, Rx};
 use shard::{ShardJournal, ShardThread};
 use simex_engine::{Engine, EngineConfig, InstrumentTable};
 use snapshotter::Snapshotter;
@@ -68,6 +71,7 @@ pub struct Runtime {
     latency_by_shard: Vec<StageHistograms>,
     clock: Clock,
     wait: WaitStrategy,
+    rings: Vec<RingGauge>,
 }
 
 /// The snapshot thread, and the flags that stop it and ask it for a set.
@@ -109,7 +113,7 @@ pub struct Started {
 /// Every event of every shard, for one consumer (the journal writer, persistence, market data).
 pub struct EventTap {
     pub name: String,
-    rings: Vec<rtrb::Consumer<TappedEvent>>,
+    rings: Vec<Rx<TappedEvent>>,
     next: usize,
 }
 
@@ -147,6 +151,8 @@ impl Runtime {
         let mut submitter_rings: Vec<Vec<_>> = (0..config.submitters).map(|_| Vec::with_capacity(shards)).collect();
         let mut submitter_responses: Vec<Vec<_>> = (0..config.submitters).map(|_| Vec::with_capacity(shards)).collect();
         let mut tap_rings: Vec<Vec<_>> = config.taps.iter().map(|_| Vec::with_capacity(shards)).collect();
+        let mut submitter_counts: Vec<Vec<_>> = (0..config.submitters).map(|_| Vec::with_capacity(shards)).collect();
+        let mut gauges = Vec::new();
         let mut wakers = Vec::with_capacity(shards);
         let mut threads = Vec::with_capacity(shards);
         let mut writers = Vec::new();
@@ -202,21 +208,37 @@ impl Runtime {
 
         for shard in 0..shards {
             let mut pollers = Vec::with_capacity(config.submitters);
+            let mut poller_counts = Vec::with_capacity(config.submitters);
             let mut responders = Vec::with_capacity(config.submitters);
+            let shard_id = shard as u16;
             for submitter in 0..config.submitters {
                 let (poller, builder) =
                     build_single_producer(config.inbound_ring_slots, InboundSlot::default, BusySpin).new_event_poller();
                 pollers.push(poller);
                 submitter_rings[submitter].push(builder.build());
-                let (responder, responses) = rtrb::RingBuffer::new(config.outbound_ring_slots);
+                let count = Arc::new(RingCount::default());
+                poller_counts.push(count.clone());
+                submitter_counts[submitter].push(count.clone());
+                gauges.push(RingGauge {
+                    kind: RingKind::Inbound,
+                    shard: shard_id,
+                    peer: submitter.to_string(),
+                    capacity_slots: config.inbound_ring_slots as u64,
+                    count,
+                });
+                let (responder, responses, gauge) =
+                    counted_ring(config.outbound_ring_slots, RingKind::Responses, shard_id, submitter.to_string());
                 responders.push(responder);
                 submitter_responses[submitter].push(responses);
+                gauges.push(gauge);
             }
             let mut taps = Vec::with_capacity(config.taps.len());
-            for rings in tap_rings.iter_mut() {
-                let (tap, consumer) = rtrb::RingBuffer::new(config.outbound_ring_slots);
+            for (rings, name) in tap_rings.iter_mut().zip(&config.taps) {
+                let (tap, consumer, gauge) =
+                    counted_ring(config.outbound_ring_slots, RingKind::Tap, shard_id, name.clone());
                 taps.push(tap);
                 rings.push(consumer);
+                gauges.push(gauge);
             }
             let (latency_out, latency_collected) = rtrb::RingBuffer::new(4);
             let (mut latency_spare_in, latency_spare) = rtrb::RingBuffer::new(4);
@@ -230,7 +252,9 @@ impl Runtime {
             let waker = Arc::new(OnceLock::new());
             wakers.push(waker.clone());
             let journal = journal_writer.map(|writer| {
-                let (events, consumer) = rtrb::RingBuffer::new(config.outbound_ring_slots);
+                let (events, consumer, gauge) =
+                    counted_ring(config.outbound_ring_slots, RingKind::Journal, shard_id, "journal".into());
+                gauges.push(gauge);
                 let durable = Durable::new(engine.last_seq(), waker.clone());
                 let gate = config.journal.as_ref().is_some_and(|j| j.durability == simex_journal::Durability::Sync);
                 let thread = WriterThread {
@@ -253,6 +277,7 @@ impl Runtime {
                 shard_id: shard as u16,
                 engine,
                 pollers,
+                poller_counts,
                 responders,
                 taps,
                 latency_out,
@@ -300,10 +325,12 @@ impl Runtime {
         let submitters = submitter_rings
             .into_iter()
             .zip(submitter_responses)
+            .zip(submitter_counts)
             .enumerate()
-            .map(|(id, (rings, responses))| Submitter {
+            .map(|(id, ((rings, responses), ring_counts))| Submitter {
                 id: id as u16,
                 rings,
+                ring_counts,
                 wakers: wakers.clone(),
                 responses,
                 shard_of_symbol: shard_of_symbol.clone(),
@@ -330,6 +357,7 @@ impl Runtime {
             latency_by_shard: (0..shards).map(|_| StageHistograms::default()).collect(),
             clock,
             wait,
+            rings: gauges,
         };
         Ok(Started { runtime, submitters, taps })
     }
@@ -360,6 +388,17 @@ impl Runtime {
     /// The wait strategy in force (the configured one, unless it had to fall back).
     pub fn wait_strategy(&self) -> WaitStrategy {
         self.wait
+    }
+
+    /// How full every ring is now: each (submitter, shard) inbound ring and each outbound ring
+    /// (responses, taps, journal). Reads two counters per ring; takes no lock the shards use.
+    pub fn ring_occupancy(&self) -> Vec<RingOccupancy> {
+        self.rings.iter().map(RingGauge::read).collect()
+    }
+
+    /// The rings' gauges, to read later without holding the runtime.
+    pub fn ring_gauges(&self) -> Vec<RingGauge> {
+        self.rings.clone()
     }
 
     /// Merges the histograms the shards have handed over since the last call and returns the
@@ -422,10 +461,11 @@ mod tests {
     #[test]
     fn a_full_ring_answers_busy_without_blocking() {
         let (poller, builder) = build_single_producer(2, InboundSlot::default, BusySpin).new_event_poller();
-        let (_responder, responses) = rtrb::RingBuffer::new(4);
+        let (_responder, responses, _) = counted_ring(4, RingKind::Responses, 0, "0".into());
         let mut submitter = Submitter {
             id: 0,
             rings: vec![builder.build()],
+            ring_counts: vec![Arc::new(RingCount::default())],
             wakers: vec![Arc::new(OnceLock::new())],
             responses: vec![responses],
             shard_of_symbol: vec![0u16; 16].into(),

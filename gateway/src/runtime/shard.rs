@@ -16,6 +16,7 @@ use super::journal::{Durable, JournalEntry};
 use super::latency::{Stage, StageHistograms};
 use super::ledger::SharedLedger;
 use super::message::{InboundSlot, Response, Stamps, TappedEvent};
+use super::occupancy::{RingCount, Tx};
 use super::snapshotter::ShardSide;
 use super::wait::{Idle, WaitStrategy, Waker};
 use disruptor::{EventPoller, Polling, SingleProducerBarrier};
@@ -34,9 +35,11 @@ pub(super) struct ShardThread {
     pub shard_id: u16,
     pub engine: ShardEngine,
     pub pollers: Vec<EventPoller<InboundSlot, SingleProducerBarrier>>,
+    /// The occupancy count of each poller's ring (its consumer side).
+    pub poller_counts: Vec<Arc<RingCount>>,
     /// Indexed by submitter.
-    pub responders: Vec<rtrb::Producer<Response>>,
-    pub taps: Vec<rtrb::Producer<TappedEvent>>,
+    pub responders: Vec<Tx<Response>>,
+    pub taps: Vec<Tx<TappedEvent>>,
     pub latency_out: rtrb::Producer<StageHistograms>,
     pub latency_spare: rtrb::Consumer<StageHistograms>,
     pub latency_interval_ns: i64,
@@ -51,7 +54,7 @@ pub(super) struct ShardThread {
 
 /// The shard's end of its journal writer.
 pub(super) struct ShardJournal {
-    pub events: rtrb::Producer<JournalEntry>,
+    pub events: Tx<JournalEntry>,
     pub durable: Arc<Durable>,
     /// Hold responses until their events are durable (`sync` durability).
     pub gate: bool,
@@ -114,6 +117,7 @@ impl ShardThread {
                 match poller.take(POLL_BATCH) {
                     Ok(mut slots) => {
                         worked = true;
+                        let mut taken = 0u64;
                         // One clock read per command: the moment one command is decided is the
                         // moment the next one in the batch leaves the queue.
                         let mut dequeue_ns = self.clock.now_ns();
@@ -153,7 +157,10 @@ impl ShardThread {
                                 ),
                             }
                             since_check += 1;
+                            taken += 1;
                         }
+                        drop(slots);
+                        self.poller_counts[index].consumed(taken);
                     }
                     Err(Polling::NoEvents) => {}
                     Err(Polling::Shutdown) => {
@@ -230,8 +237,8 @@ fn send_results(
     slot: &InboundSlot,
     events: &[Event],
     stamps: Stamps,
-    responder: &mut rtrb::Producer<Response>,
-    taps: &mut [rtrb::Producer<TappedEvent>],
+    responder: &mut Tx<Response>,
+    taps: &mut [Tx<TappedEvent>],
 ) {
     for event in events {
         push_waiting(responder, Response::Event { ticket: slot.ticket, shard, event: *event });
@@ -252,7 +259,7 @@ fn hold_results(
     stamps: Stamps,
     last_seq: u64,
     pending: &mut VecDeque<Pending>,
-    taps: &mut [rtrb::Producer<TappedEvent>],
+    taps: &mut [Tx<TappedEvent>],
 ) {
     for event in events {
         let response = Response::Event { ticket: slot.ticket, shard, event: *event };
@@ -268,7 +275,7 @@ fn hold_results(
 /// Pushes into a result ring, waiting while it is full: results are never dropped while their
 /// consumer exists. A consumer that stops reading stalls this shard; consumers (gateways, the journal
 /// writer) drain their rings promptly and hold slow clients in bounded buffers of their own.
-fn push_waiting<T>(ring: &mut rtrb::Producer<T>, value: T) {
+fn push_waiting<T>(ring: &mut Tx<T>, value: T) {
     let mut value = value;
     let backoff = crossbeam_utils::Backoff::new();
     loop {

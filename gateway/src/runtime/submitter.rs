@@ -33,6 +33,7 @@
 use super::clock::Clock;
 use super::latency::{Stage, StageHistograms};
 use super::message::{InboundSlot, Response, Ticket};
+use super::occupancy::{RingCount, Rx};
 use super::wait::Waker;
 use crossbeam_utils::Backoff;
 use disruptor::{Producer, SingleConsumerBarrier, SingleProducer};
@@ -58,7 +59,9 @@ pub struct Submitter {
     pub(super) id: u16,
     pub(super) rings: Vec<SingleProducer<InboundSlot, SingleConsumerBarrier>>,
     pub(super) wakers: Vec<Arc<OnceLock<Waker>>>,
-    pub(super) responses: Vec<rtrb::Consumer<Response>>,
+    pub(super) responses: Vec<Rx<Response>>,
+    /// The occupancy count of each shard ring (its producer side).
+    pub(super) ring_counts: Vec<Arc<RingCount>>,
     pub(super) shard_of_symbol: Arc<[u16]>,
     pub(super) next_ticket: u64,
     pub(super) next_response_ring: usize,
@@ -130,6 +133,7 @@ impl Submitter {
                 *slot = InboundSlot { ticket, submitter, ingress_ns: clock.now_ns(), command: Some(command) };
             });
             if published.is_ok() {
+                self.ring_counts[shard].produced(1);
                 if let Some(waker) = self.wakers[shard].get() {
                     waker.wake();
                 }

@@ -5,9 +5,9 @@
 //! command's own is decided by order id: trades a command makes may fire other waiting orders,
 //! whose own refusals travel in the same events.
 
-use super::{owned_portfolio, path};
+use super::{blocking, owned_portfolio, path};
 use crate::bridge::Outcome;
-use crate::history::{OrderFilter, OrderRecord, OrderState, TradeRecord};
+use crate::history::{HistoryStore, OrderFilter, OrderRecord, OrderState, TradeRecord};
 use crate::http::error::ApiError;
 use crate::http::extract::{parse_json, ApiJson, ApiQuery, Caller};
 use crate::http::numbers::{self, RawNumber};
@@ -211,7 +211,8 @@ pub async fn trades(
         return Err(ApiError::invalid("invalid_query", format!("limit must be between 1 and {TRADES_PAGE_MAX}")));
     }
     let offset = query.offset.unwrap_or(0);
-    let page = state.history.trades(entry.engine_portfolio_id, limit, offset);
+    let (history, engine_portfolio_id) = (state.history.clone(), entry.engine_portfolio_id);
+    let page = blocking(move || history.trades(engine_portfolio_id, limit, offset)).await?;
     let trades: Vec<_> = page.trades.iter().map(|t| FillJson::new(t, &state.instruments)).collect();
     Ok(Json(json!({"trades": trades, "total": page.total, "limit": limit, "offset": offset})))
 }
@@ -241,16 +242,17 @@ pub async fn orders(
             ))
         }
     };
-    let orders: Vec<_> = state
-        .history
-        .orders(entry.engine_portfolio_id, filter)
+    let (history, engine_portfolio_id) = (state.history.clone(), entry.engine_portfolio_id);
+    let orders: Vec<_> = blocking(move || history.orders(engine_portfolio_id, filter))
+        .await?
         .iter()
         .map(|o| OrderJson::new(o, &state.instruments))
         .collect();
     Ok(Json(json!({"orders": orders})))
 }
 
-/// The caller's order, or 404.
+/// The caller's order as the live read model has it, or 404: cancels and replaces decide on the
+/// newest state, whichever store serves history.
 fn owned_order(
     state: &AppState,
     user_id: u64,
@@ -258,7 +260,7 @@ fn owned_order(
 ) -> Result<(crate::auth::PortfolioEntry, OrderRecord), ApiError> {
     let entry = owned_portfolio(state, user_id, &ids.0)?;
     let order_id: OrderId = ids.1.parse().map_err(|_| ApiError::order_not_found())?;
-    let order = state.history.order(entry.engine_portfolio_id, order_id).ok_or_else(ApiError::order_not_found)?;
+    let order = state.model.order(entry.engine_portfolio_id, order_id).ok_or_else(ApiError::order_not_found)?;
     Ok((entry, order))
 }
 
@@ -271,8 +273,12 @@ pub async fn order(
     Caller(user_id): Caller,
     ids: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<OrderJson>, ApiError> {
-    let (_, order) = owned_order(&state, user_id, path(ids)?)?;
-    Ok(Json(OrderJson::new(&order, &state.instruments)))
+    let ids = path(ids)?;
+    let entry = owned_portfolio(&state, user_id, &ids.0)?;
+    let order_id: OrderId = ids.1.parse().map_err(|_| ApiError::order_not_found())?;
+    let (history, engine_portfolio_id) = (state.history.clone(), entry.engine_portfolio_id);
+    let order = blocking(move || history.order(engine_portfolio_id, order_id)).await?;
+    Ok(Json(OrderJson::new(&order.ok_or_else(ApiError::order_not_found)?, &state.instruments)))
 }
 
 /// Runs a cancel or replace and answers with the order as it is afterwards.
@@ -286,7 +292,7 @@ async fn amend(
     if let Some(reason) = amend_rejection(&events, order.order_id) {
         return Err(ApiError::from_reject(reason));
     }
-    let after = state.history.order(entry_id, order.order_id).ok_or_else(ApiError::order_not_found)?;
+    let after = state.model.order(entry_id, order.order_id).ok_or_else(ApiError::order_not_found)?;
     Ok(Json(OrderJson::new(&after, &state.instruments)))
 }
 

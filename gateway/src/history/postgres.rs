@@ -1,0 +1,395 @@
+//! The history endpoints served from the PostgreSQL projection, with the journal-backed store as
+//! the reference and the fallback.
+//!
+//! # Read-your-writes
+//! A client that was told "accepted" must find its order in the next history read. The HTTP core
+//! folds a command's events into the in-memory read model before it answers, so the read model's
+//! last folded sequence per shard is at least the sequence of anything any client has been told.
+//! Before each read, [`PgHistory`] compares the projection's committed sequence per shard (from its
+//! `LagReport`) with the read model's: when PostgreSQL has everything the read model has, it is
+//! read; otherwise it waits (polling the lag) for up to [`CATCH_UP_WAIT`], and if the projection is
+//! still behind (or disconnected, or a query fails) the read is answered by the journal-backed
+//! store. So a read never shows less than the client has been told, and a slow database only moves
+//! reads back to memory; it never fails one.
+//!
+//! # Same responses
+//! Rows are turned into the same [`TradeRecord`]s and [`OrderRecord`]s the read model holds, in the
+//! same order (newest first: trades by the sequence of their fill, the taker's side before the
+//! maker's when a portfolio is both, as the read model appends them; orders by acceptance), so the
+//! HTTP layer renders byte-identical JSON. Two limits, both documented in `docs/persistence.md`:
+//! across shards the read model's order is the order events arrived in, which PostgreSQL orders by
+//! venue time; and an order replaced and later cancelled reports the quantity it was accepted with
+//! (the projection keeps the original quantity, the read model the replaced one).
+//!
+//! # Conditional orders
+//! The projection does not carry conditional orders' trigger fields, links and waiting state (it
+//! projects a conditional order once it fires, as the book order it becomes). So the orders of a
+//! portfolio that has ever had a conditional (or delayed) order are answered by the journal-backed
+//! store, and so is one order that is conditional; trades, which the projection holds whole, still
+//! come from PostgreSQL.
+
+use super::model::{OrderRecord, OrderState, TradeRecord};
+use super::{HistoryStore, MemoryHistory, OrderFilter, TradePage};
+use crate::projection::lag::LagCell;
+use simex_engine::{CancelReason, ClientOrderId, OrderId, OrderKind, PortfolioId, Side, TimeInForce};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, NoTls, Row};
+
+/// Longest a read waits for the projection to catch up before the journal-backed store answers.
+pub const CATCH_UP_WAIT: Duration = Duration::from_millis(200);
+/// How often the lag is looked at while waiting.
+const CATCH_UP_POLL: Duration = Duration::from_millis(2);
+
+struct Connection {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+}
+
+/// History from PostgreSQL, read-your-writes against the journal-backed `memory`. Its methods
+/// block (they run queries): call them off the async workers (`spawn_blocking`).
+pub struct PgHistory {
+    database_url: String,
+    memory: MemoryHistory,
+    lag: LagCell,
+    connection: Mutex<Option<Connection>>,
+    catch_up_wait: Duration,
+    from_postgres: AtomicU64,
+    from_memory: AtomicU64,
+}
+
+/// Which store answered, for tests and counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answered {
+    Postgres,
+    Memory,
+}
+
+impl PgHistory {
+    pub fn new(database_url: impl Into<String>, memory: MemoryHistory, lag: LagCell) -> PgHistory {
+        PgHistory {
+            database_url: database_url.into(),
+            memory,
+            lag,
+            connection: Mutex::new(None),
+            catch_up_wait: CATCH_UP_WAIT,
+            from_postgres: AtomicU64::new(0),
+            from_memory: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether PostgreSQL holds every event the read model has folded, waiting up to the bound.
+    fn caught_up(&self) -> bool {
+        let started = Instant::now();
+        loop {
+            let folded = self.memory.read().last_seqs();
+            let report = self.lag.get();
+            let ready = report.connected
+                && folded.iter().all(|&(shard, seq)| {
+                    report.shards.iter().any(|s| s.shard == u32::from(shard) && s.committed_seq >= seq)
+                });
+            if ready {
+                return true;
+            }
+            if started.elapsed() >= self.catch_up_wait {
+                return false;
+            }
+            std::thread::sleep(CATCH_UP_POLL);
+        }
+    }
+
+    /// Runs `query` on the connection (made on first use, dropped after an error). `None` when the
+    /// projection is behind or the database fails: the caller answers from memory.
+    fn with_database<T>(
+        &self,
+        query: impl for<'c> FnOnce(&'c Client) -> futures_util::future::BoxFuture<'c, Result<T, tokio_postgres::Error>>,
+    ) -> Option<T> {
+        if !self.caught_up() {
+            return None;
+        }
+        let mut guard = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = self.connect().map_err(|e| tracing::warn!("history from PostgreSQL: {e}")).ok();
+        }
+        let connection = guard.as_ref()?;
+        match connection.runtime.block_on(query(&connection.client)) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::warn!("history from PostgreSQL: {error}; answering from the journal-backed store");
+                *guard = None;
+                None
+            }
+        }
+    }
+
+    fn connect(&self) -> Result<Connection, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let client = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls).await?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok::<_, tokio_postgres::Error>(client)
+        });
+        Ok(Connection { runtime, client: client.map_err(|e| e.to_string())? })
+    }
+
+    /// [`HistoryStore::trades`], saying which store answered.
+    pub fn trades_from(&self, portfolio_id: PortfolioId, limit: usize, offset: usize) -> (TradePage, Answered) {
+        let portfolio = i64::from(portfolio_id);
+        let (limit_rows, offset_rows) = (limit as i64, offset as i64);
+        let page = self.with_database(|client| {
+            Box::pin(async move {
+                let total: i64 = client
+                    .query_one(
+                        "SELECT (SELECT COUNT(*) FROM fills WHERE taker_portfolio_id = $1)
+                              + (SELECT COUNT(*) FROM fills WHERE maker_portfolio_id = $1)",
+                        &[&portfolio],
+                    )
+                    .await?
+                    .get(0);
+                let rows = client.query(TRADES_PAGE, &[&portfolio, &limit_rows, &offset_rows]).await?;
+                Ok((rows, total))
+            })
+        });
+        match page {
+            Some((rows, total)) => {
+                let trades = rows.iter().map(trade_record).collect::<Option<Vec<_>>>();
+                match trades {
+                    Some(trades) => (TradePage { trades, total: total as u64 }, Answered::Postgres),
+                    None => (self.memory.trades(portfolio_id, limit, offset), Answered::Memory),
+                }
+            }
+            None => (self.memory.trades(portfolio_id, limit, offset), Answered::Memory),
+        }
+    }
+
+    /// [`HistoryStore::orders`], saying which store answered.
+    pub fn orders_from(&self, portfolio_id: PortfolioId, filter: OrderFilter) -> (Vec<OrderRecord>, Answered) {
+        if self.memory.read().has_had_conditional_orders(portfolio_id) {
+            return (self.memory.orders(portfolio_id, filter), Answered::Memory);
+        }
+        let portfolio = i64::from(portfolio_id);
+        let rows = self.with_database(|client| {
+            Box::pin(async move {
+                client
+                    .query(
+                        &format!(
+                            "{ORDER_COLUMNS} WHERE portfolio_id = $1 ORDER BY accepted_at_ns DESC, accepted_seq DESC"
+                        ),
+                        &[&portfolio],
+                    )
+                    .await
+            })
+        });
+        let orders = rows.and_then(|rows| rows.iter().map(order_record).collect::<Option<Vec<_>>>());
+        match orders {
+            Some(orders) => {
+                let kept = orders
+                    .into_iter()
+                    .filter(|o| match filter {
+                        OrderFilter::Open => o.state.is_open(),
+                        OrderFilter::Closed => !o.state.is_open(),
+                        OrderFilter::All => true,
+                    })
+                    .collect();
+                (kept, Answered::Postgres)
+            }
+            None => (self.memory.orders(portfolio_id, filter), Answered::Memory),
+        }
+    }
+
+    /// [`HistoryStore::order`], saying which store answered.
+    pub fn order_from(&self, portfolio_id: PortfolioId, order_id: OrderId) -> (Option<OrderRecord>, Answered) {
+        let Ok(order) = i64::try_from(order_id) else { return (None, Answered::Postgres) };
+        if self.memory.read().order(order_id).is_some_and(|o| o.trigger != simex_engine::TriggerKind::None) {
+            return (self.memory.order(portfolio_id, order_id), Answered::Memory);
+        }
+        let portfolio = i64::from(portfolio_id);
+        let rows = self.with_database(|client| {
+            Box::pin(async move {
+                client
+                    .query(&format!("{ORDER_COLUMNS} WHERE order_id = $1 AND portfolio_id = $2"), &[&order, &portfolio])
+                    .await
+            })
+        });
+        match rows.map(|rows| rows.first().map(order_record)) {
+            Some(None) => (None, Answered::Postgres),
+            Some(Some(Some(order))) => (Some(order), Answered::Postgres),
+            Some(Some(None)) | None => (self.memory.order(portfolio_id, order_id), Answered::Memory),
+        }
+    }
+}
+
+impl PgHistory {
+    fn count<T>(&self, (value, answered): (T, Answered)) -> T {
+        let counter = match answered {
+            Answered::Postgres => &self.from_postgres,
+            Answered::Memory => &self.from_memory,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        value
+    }
+}
+
+impl HistoryStore for PgHistory {
+    fn trades(&self, portfolio_id: PortfolioId, limit: usize, offset: usize) -> TradePage {
+        self.count(self.trades_from(portfolio_id, limit, offset))
+    }
+
+    fn orders(&self, portfolio_id: PortfolioId, filter: OrderFilter) -> Vec<OrderRecord> {
+        self.count(self.orders_from(portfolio_id, filter))
+    }
+
+    fn order(&self, portfolio_id: PortfolioId, order_id: OrderId) -> Option<OrderRecord> {
+        self.count(self.order_from(portfolio_id, order_id))
+    }
+
+    fn reads_by_store(&self) -> Option<(u64, u64)> {
+        Some((self.from_postgres.load(Ordering::Relaxed), self.from_memory.load(Ordering::Relaxed)))
+    }
+}
+
+/// A portfolio's side of each fill, newest first: by the fill's sequence, and within one fill the
+/// maker's row before the taker's (the read model appends taker then maker and lists in reverse).
+const TRADES_PAGE: &str = "
+    SELECT trade_id, order_id, symbol_id, side, price_ticks, qty_lots, fee_micros, notional_micros, timestamp_ns
+    FROM (
+        SELECT shard, seq, 0 AS role, trade_id, taker_order_id AS order_id, symbol_id, taker_side AS side,
+               price_ticks, qty_lots, taker_fee_micros AS fee_micros, notional_micros, timestamp_ns
+        FROM fills WHERE taker_portfolio_id = $1
+        UNION ALL
+        SELECT shard, seq, 1 AS role, trade_id, maker_order_id, symbol_id,
+               CASE taker_side WHEN 'buy' THEN 'sell' ELSE 'buy' END,
+               price_ticks, qty_lots, maker_fee_micros, notional_micros, timestamp_ns
+        FROM fills WHERE maker_portfolio_id = $1
+    ) sides
+    ORDER BY timestamp_ns DESC, shard DESC, seq DESC, role DESC
+    LIMIT $2 OFFSET $3";
+
+const ORDER_COLUMNS: &str = "
+    SELECT order_id, portfolio_id, symbol_id, side, kind, price_ticks, qty_lots, open_lots, filled_lots,
+           time_in_force, client_order_id, cancel_reason, accepted_at_ns, updated_at_ns
+    FROM orders";
+
+fn side(text: &str) -> Option<Side> {
+    match text {
+        "buy" => Some(Side::Buy),
+        "sell" => Some(Side::Sell),
+        _ => None,
+    }
+}
+
+/// `None` for a row this simex cannot read (a newer schema's values): the caller falls back.
+fn trade_record(row: &Row) -> Option<TradeRecord> {
+    Some(TradeRecord {
+        trade_id: u64::try_from(row.get::<_, i64>(0)).ok()?,
+        order_id: u64::try_from(row.get::<_, i64>(1)).ok()?,
+        symbol_id: u16::try_from(row.get::<_, i32>(2)).ok()?,
+        side: side(row.get(3))?,
+        price_ticks: row.get(4),
+        qty_lots: row.get(5),
+        fee_micros: row.get(6),
+        notional_micros: row.get(7),
+        timestamp_ns: row.get(8),
+    })
+}
+
+fn order_record(row: &Row) -> Option<OrderRecord> {
+    let kind = match row.get::<_, &str>(4) {
+        "limit" => OrderKind::Limit,
+        "market" => OrderKind::Market,
+        _ => return None,
+    };
+    let time_in_force = match row.get::<_, &str>(9) {
+        "gtc" => TimeInForce::Gtc,
+        "day" => TimeInForce::Day,
+        "gtd" => TimeInForce::Gtd,
+        "ioc" => TimeInForce::Ioc,
+        "fok" => TimeInForce::Fok,
+        _ => return None,
+    };
+    let cancel_reason = match row.get::<_, Option<&str>>(11) {
+        Some(name) => {
+            Some(CancelReason::ALL.into_iter().find(|r| crate::projection::batch::cancel_reason_name(*r) == name)?)
+        }
+        None => None,
+    };
+    let client_order_id = match row.get::<_, Option<&str>>(10) {
+        Some(text) => ClientOrderId::from_text(text)?,
+        None => ClientOrderId::NONE,
+    };
+    let (qty_lots, open_lots, filled_lots): (i64, i64, i64) = (row.get(6), row.get(7), row.get(8));
+    // The read model's rules: a cancel (or expiry) decides the state; otherwise fills do. The
+    // quantity is filled plus open (what a replace makes it), except once cancelled.
+    let state = match cancel_reason {
+        Some(CancelReason::Expired) => OrderState::Expired,
+        Some(_) => OrderState::Cancelled,
+        None if open_lots <= 0 => OrderState::Filled,
+        None if filled_lots > 0 => OrderState::PartiallyFilled,
+        None => OrderState::Open,
+    };
+    let qty_lots = if cancel_reason.is_some() { qty_lots } else { filled_lots + open_lots.max(0) };
+    Some(OrderRecord {
+        order_id: u64::try_from(row.get::<_, i64>(0)).ok()?,
+        portfolio_id: u32::try_from(row.get::<_, i64>(1)).ok()?,
+        symbol_id: u16::try_from(row.get::<_, i32>(2)).ok()?,
+        side: side(row.get(3))?,
+        kind,
+        price_ticks: row.get(5),
+        qty_lots,
+        filled_lots,
+        open_lots: open_lots.max(0),
+        time_in_force,
+        client_order_id,
+        state,
+        cancel_reason,
+        created_ns: row.get(12),
+        updated_ns: row.get(13),
+        trigger: simex_engine::TriggerKind::None,
+        trigger_price_ticks: 0,
+        trail_ticks: 0,
+        trail_bps: 0,
+        trail_best_ticks: 0,
+        parent_order_id: 0,
+        oco_order_id: 0,
+        triggered: None,
+        resting: kind == OrderKind::Limit && time_in_force.rests(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_projection_that_is_behind_or_away_leaves_reads_to_memory() {
+        let memory = MemoryHistory::default();
+        let lag = LagCell::default();
+        let mut history = PgHistory::new("postgresql://simex@127.0.0.1:1/none", memory, lag.clone());
+        history.catch_up_wait = Duration::from_millis(5);
+        // Not connected: nothing is asked of the database (whose address is unusable anyway).
+        assert_eq!(history.trades_from(1, 50, 0).1, Answered::Memory);
+        assert_eq!(history.orders_from(1, OrderFilter::All).1, Answered::Memory);
+        assert_eq!(history.order_from(1, 7).1, Answered::Memory);
+        // Connected but behind the read model: still memory.
+        history.memory.write().apply(
+            0,
+            &simex_engine::Event {
+                seq: 3,
+                timestamp_ns: 1,
+                body: simex_engine::EventBody::PortfolioCreated { portfolio_id: 1, cash_micros: 5 },
+            },
+        );
+        lag.update(|report| {
+            report.connected = true;
+            report.shards =
+                vec![crate::projection::ShardLag { shard: 0, committed_seq: 2, journal_seq: 3, ..Default::default() }];
+        });
+        assert!(!history.caught_up());
+        lag.update(|report| report.shards[0].committed_seq = 3);
+        assert!(history.caught_up());
+        assert_eq!(history.reads_by_store(), Some((0, 0)), "the *_from calls are not counted");
+    }
+}
