@@ -16,10 +16,10 @@
 //! Rows are turned into the same [`TradeRecord`]s and [`OrderRecord`]s the read model holds, in the
 //! same order (newest first: trades by the sequence of their fill, the taker's side before the
 //! maker's when a portfolio is both, as the read model appends them; orders by acceptance), so the
-//! HTTP layer renders byte-identical JSON. Two limits, both documented in `docs/persistence.md`:
-//! across shards the read model's order is the order events arrived in, which PostgreSQL orders by
-//! venue time; and an order replaced and later cancelled reports the quantity it was accepted with
-//! (the projection keeps the original quantity, the read model the replaced one).
+//! HTTP layer renders byte-identical JSON. An order's quantity after a replace is, as in the read
+//! model, what was filled before the replace plus the replace's quantity (`order_replacements` and
+//! the order's fills before it). One limit, documented in `docs/http.md`: across shards the read
+//! model's order is the order events arrived in, which PostgreSQL orders by venue time.
 
 use super::model::{OrderRecord, OrderState, TradeRecord};
 use super::{HistoryStore, MemoryHistory, OrderFilter, TradePage};
@@ -255,10 +255,20 @@ const TRADES_PAGE: &str = "
     ORDER BY timestamp_ns DESC, shard DESC, seq DESC, role DESC
     LIMIT $2 OFFSET $3";
 
+/// An order's columns; its quantity is the accepted one, or after a replace the lots filled before
+/// the last replace plus that replace's quantity (a portfolio's fills are found by its indexes).
 const ORDER_COLUMNS: &str = "
-    SELECT order_id, portfolio_id, symbol_id, side, kind, price_ticks, qty_lots, open_lots, filled_lots,
-           time_in_force, client_order_id, cancel_reason, accepted_at_ns, updated_at_ns
-    FROM orders";
+    SELECT order_id, portfolio_id, symbol_id, side, kind, price_ticks,
+           COALESCE((
+               SELECT r.qty_lots + COALESCE((
+                   SELECT SUM(f.qty_lots) FROM fills f
+                   WHERE f.shard = r.shard AND f.seq < r.seq AND f.timestamp_ns <= r.timestamp_ns
+                     AND ((f.maker_portfolio_id = o.portfolio_id AND f.maker_order_id = o.order_id)
+                       OR (f.taker_portfolio_id = o.portfolio_id AND f.taker_order_id = o.order_id))), 0)::INT8
+               FROM order_replacements r WHERE r.order_id = o.order_id ORDER BY r.seq DESC LIMIT 1),
+               qty_lots) AS qty_lots,
+           open_lots, filled_lots, time_in_force, client_order_id, cancel_reason, accepted_at_ns, updated_at_ns
+    FROM orders o";
 
 fn side(text: &str) -> Option<Side> {
     match text {
@@ -308,8 +318,7 @@ fn order_record(row: &Row) -> Option<OrderRecord> {
         None => ClientOrderId::NONE,
     };
     let (qty_lots, open_lots, filled_lots): (i64, i64, i64) = (row.get(6), row.get(7), row.get(8));
-    // The read model's rules: a cancel (or expiry) decides the state; otherwise fills do. The
-    // quantity is filled plus open (what a replace makes it), except once cancelled.
+    // The read model's rules: a cancel (or expiry) decides the state; otherwise fills do.
     let state = match cancel_reason {
         Some(CancelReason::Expired) => OrderState::Expired,
         Some(_) => OrderState::Cancelled,
@@ -317,7 +326,6 @@ fn order_record(row: &Row) -> Option<OrderRecord> {
         None if filled_lots > 0 => OrderState::PartiallyFilled,
         None => OrderState::Open,
     };
-    let qty_lots = if cancel_reason.is_some() { qty_lots } else { filled_lots + open_lots.max(0) };
     Some(OrderRecord {
         order_id: u64::try_from(row.get::<_, i64>(0)).ok()?,
         portfolio_id: u32::try_from(row.get::<_, i64>(1)).ok()?,
