@@ -6,8 +6,9 @@
 //! folds a command's events into the in-memory read model before it answers, so the read model's
 //! last folded sequence per shard is at least the sequence of anything any client has been told.
 //! Before each read, [`PgHistory`] compares the projection's committed sequence per shard (from its
-//! `LagReport`) with the read model's: when PostgreSQL has everything the read model has, it is
-//! read; otherwise it waits (polling the lag) for up to [`CATCH_UP_WAIT`], and if the projection is
+//! `LagReport`) with the read model's last sequence of an event that changes history (orders,
+//! fills, portfolios, cash; reference prices, which the feeds send all the time, do not count, or
+//! PostgreSQL would seldom look caught up): when PostgreSQL has all of those, it is read; otherwise it waits (polling the lag) for up to [`CATCH_UP_WAIT`], and if the projection is
 //! still behind (or disconnected, or a query fails) the read is answered by the journal-backed
 //! store. So a read never shows less than the client has been told, and a slow database only moves
 //! reads back to memory; it never fails one.
@@ -76,7 +77,7 @@ impl PgHistory {
     fn caught_up(&self) -> bool {
         let started = Instant::now();
         loop {
-            let folded = self.memory.read().last_seqs();
+            let folded = self.memory.read().history_seqs();
             let report = self.lag.get();
             let ready = report.connected
                 && folded.iter().all(|&(shard, seq)| {
@@ -376,6 +377,16 @@ mod tests {
         });
         assert!(!history.caught_up());
         lag.update(|report| report.shards[0].committed_seq = 3);
+        assert!(history.caught_up());
+        // Market data folded after it does not make PostgreSQL look behind.
+        history.memory.write().apply(
+            0,
+            &simex_engine::Event {
+                seq: 4,
+                timestamp_ns: 2,
+                body: simex_engine::EventBody::ReferencePriceSet { symbol_id: 0, price_ticks: 15_000 },
+            },
+        );
         assert!(history.caught_up());
         assert_eq!(history.reads_by_store(), Some((0, 0)), "the *_from calls are not counted");
     }
