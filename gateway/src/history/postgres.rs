@@ -33,6 +33,8 @@ use tokio_postgres::{Client, NoTls, Row};
 
 /// Longest a read waits for the projection to catch up before the journal-backed store answers.
 pub const CATCH_UP_WAIT: Duration = Duration::from_millis(200);
+/// A query that takes longer is abandoned (with its connection) and memory answers.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the lag is looked at while waiting.
 const CATCH_UP_POLL: Duration = Duration::from_millis(2);
 
@@ -107,10 +109,16 @@ impl PgHistory {
             *guard = self.connect().map_err(|e| tracing::warn!("history from PostgreSQL: {e}")).ok();
         }
         let connection = guard.as_ref()?;
-        match connection.runtime.block_on(query(&connection.client)) {
-            Ok(value) => Some(value),
-            Err(error) => {
+        let answer = connection.runtime.block_on(tokio::time::timeout(QUERY_TIMEOUT, query(&connection.client)));
+        match answer {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
                 tracing::warn!("history from PostgreSQL: {error}; answering from the journal-backed store");
+                *guard = None;
+                None
+            }
+            Err(_) => {
+                tracing::warn!("history from PostgreSQL: no answer in {QUERY_TIMEOUT:?}; answering from memory");
                 *guard = None;
                 None
             }
@@ -119,14 +127,15 @@ impl PgHistory {
 
     fn connect(&self) -> Result<Connection, String> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        let client = runtime.block_on(async {
+        let client = runtime.block_on(tokio::time::timeout(QUERY_TIMEOUT, async {
             let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls).await?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
             Ok::<_, tokio_postgres::Error>(client)
-        });
-        Ok(Connection { runtime, client: client.map_err(|e| e.to_string())? })
+        }));
+        let client = client.map_err(|_| format!("no connection in {QUERY_TIMEOUT:?}"))?.map_err(|e| e.to_string())?;
+        Ok(Connection { runtime, client })
     }
 
     /// [`HistoryStore::trades`], saying which store answered.
