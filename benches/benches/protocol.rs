@@ -16,6 +16,12 @@
 //!    whose one handler parses a JSON body and answers 201 with a small JSON body, driven by the same
 //!    client the same way: what any HTTP API costs on this machine, against which simex's is judged
 //!    (the goal: at least half of its requests per second).
+//! 6. **HTTP with PostgreSQL**: the HTTP round trip again on a fresh venue with `DATABASE_URL` set,
+//!    against a throwaway cluster from `tools/pg-cluster` (skipped, saying why, when none can be
+//!    provisioned, or with `--no-postgres`), so the projection follows the journal while orders are
+//!    placed; a thread reads the venue's `/metrics` every 100 ms for the projection's lag (records
+//!    and venue seconds behind), reported as its maximum, its value when the last order was
+//!    answered, and how long the projection then took to catch up.
 //!
 //! Nothing is pinned and nothing spins: the shard parks, the gateway blocks in `poll` when idle,
 //! the sockets block. Prints the markdown report to stdout.
@@ -46,6 +52,9 @@ struct Cli {
     /// Round trips measured in the HTTP round trip and in its baseline.
     #[arg(long, default_value_t = 5_000)]
     http_samples: usize,
+    /// Skip the HTTP run with PostgreSQL.
+    #[arg(long)]
+    no_postgres: bool,
     /// Busy-poll the gateway's event loop.
     #[arg(long)]
     busy_poll: bool,
@@ -79,12 +88,18 @@ fn main() -> anyhow::Result<()> {
     drop(venue);
     let http_warmup = (cli.http_samples / 10).max(50);
     eprintln!("HTTP round trip: POST trades -> 201, {} round trips", cli.http_samples);
-    let (base_url, data_dir) = start_http_venue()?;
+    let (base_url, data_dir) = start_http_venue(None)?;
     let measured = http_round_trip(&base_url, http_warmup, cli.http_samples);
     let _ = std::fs::remove_dir_all(&data_dir);
     let (http_orders, http_cancels, http_elapsed) = measured?;
     eprintln!("HTTP baseline: minimal axum POST -> 201, {} round trips", cli.http_samples);
     let (baseline, baseline_elapsed) = http_baseline(http_warmup, cli.http_samples)?;
+    let with_postgres = if cli.no_postgres {
+        Err("--no-postgres".to_string())
+    } else {
+        eprintln!("HTTP round trip with PostgreSQL: {} round trips", cli.http_samples);
+        http_with_postgres(http_warmup, cli.http_samples)
+    };
 
     println!("| path | count | p50 µs | p90 µs | p99 µs | p99.9 µs | p99.99 µs | max µs |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -95,7 +110,10 @@ fn main() -> anyhow::Result<()> {
         ("HTTP baseline: axum POST → 201", &baseline),
         ("HTTP POST trades → 201", &http_orders),
         ("HTTP DELETE order → 200", &http_cancels),
-    ] {
+    ]
+    .into_iter()
+    .chain(with_postgres.as_ref().ok().map(|pg| ("HTTP POST trades → 201, with PostgreSQL", &pg.orders)))
+    {
         let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1_000.0;
         println!(
             "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
@@ -119,7 +137,14 @@ fn main() -> anyhow::Result<()> {
         ("HTTP POST trades → 201 / floor", &http_orders, &floor),
         ("HTTP POST trades → 201 / new_order → accepted", &http_orders, &round_trip),
         ("HTTP POST trades → 201 / HTTP baseline", &http_orders, &baseline),
-    ] {
+    ]
+    .into_iter()
+    .chain(with_postgres.as_ref().ok().into_iter().flat_map(|pg| {
+        [
+            ("HTTP POST trades → 201, with PostgreSQL / HTTP baseline", &pg.orders, &baseline),
+            ("HTTP POST trades → 201, with PostgreSQL / without", &pg.orders, &http_orders),
+        ]
+    })) {
         println!(
             "| {name} | {:.2}× | {:.2}× | {:.2}× |",
             ratio(of, to, 0.5),
@@ -134,6 +159,25 @@ fn main() -> anyhow::Result<()> {
         "HTTP, one connection, closed loop: simex {simex_rate:.0} orders/s, baseline {baseline_rate:.0} requests/s: {:.2}× the baseline",
         simex_rate / baseline_rate
     );
+    match &with_postgres {
+        Ok(pg) => {
+            let rate = cli.http_samples as f64 / pg.elapsed.as_secs_f64();
+            println!(
+                "HTTP with PostgreSQL, one connection, closed loop: simex {rate:.0} orders/s: {:.2}× the baseline, {:.2}× simex without PostgreSQL",
+                rate / baseline_rate,
+                rate / simex_rate
+            );
+            println!(
+                "projection lag during the run (sampled every 100 ms): max {} records / {:.3} s behind; when the last order was answered {} records / {:.3} s; caught up {:.2} s later",
+                pg.lag_max.records,
+                pg.lag_max.seconds,
+                pg.lag_at_end.records,
+                pg.lag_at_end.seconds,
+                pg.caught_up_after.as_secs_f64()
+            );
+        }
+        Err(why) => println!("HTTP with PostgreSQL: skipped ({why})"),
+    }
     println!(
         "pipelined: {} IOC orders answered in {:.3} s: {:.0} orders/s ({busy} rejected as busy)",
         cli.pipelined,
@@ -310,9 +354,10 @@ fn pipelined(address: std::net::SocketAddr, symbol_id: u16, count: usize) -> any
 /// Serves the venue (`simex::venue::run`) on a thread, as `simex` does, with a fresh data directory;
 /// it lives until the benchmark exits. Returns its base URL and data directory once it answers
 /// `/health`.
-fn start_http_venue() -> anyhow::Result<(String, std::path::PathBuf)> {
+fn start_http_venue(database_url: Option<String>) -> anyhow::Result<(String, std::path::PathBuf)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let data_dir = std::env::temp_dir().join(format!("simex-bench-protocol-{}", std::process::id()));
+    let name = if database_url.is_some() { "protocol-pg" } else { "protocol" };
+    let data_dir = std::env::temp_dir().join(format!("simex-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let args = simex::config::ServeArgs {
         port: Some(port),
@@ -322,6 +367,7 @@ fn start_http_venue() -> anyhow::Result<(String, std::path::PathBuf)> {
         feeds: Some("off".into()),
         rate_limit_per_second: Some(10_000_000),
         rate_limit_burst: Some(10_000_000),
+        database_url,
         ..simex::config::ServeArgs::default()
     };
     let config = simex::config::VenueConfig::resolve(args)?;
@@ -442,4 +488,116 @@ fn http_baseline(warmup: usize, samples: usize) -> anyhow::Result<(Histogram<u64
         }
     }
     Ok((histogram, elapsed))
+}
+
+/// The projection's lag as `/metrics` reports it: records behind summed over shards, and the
+/// largest venue-time lag of any shard.
+#[derive(Clone, Copy, Debug, Default)]
+struct Lag {
+    records: u64,
+    seconds: f64,
+}
+
+fn read_lag(client: &reqwest::blocking::Client, metrics_url: &str) -> Option<Lag> {
+    let text = client.get(metrics_url).send().ok()?.text().ok()?;
+    let mut lag = Lag::default();
+    let mut seen = false;
+    for line in text.lines() {
+        let value = line.rsplit(' ').next().unwrap_or("");
+        if line.starts_with("simex_projection_records_behind{") {
+            lag.records += value.parse::<u64>().ok()?;
+            seen = true;
+        } else if line.starts_with("simex_projection_seconds_behind{") {
+            lag.seconds = lag.seconds.max(value.parse().ok()?);
+        }
+    }
+    seen.then_some(lag)
+}
+
+struct WithPostgres {
+    orders: Histogram<u64>,
+    elapsed: Duration,
+    lag_max: Lag,
+    lag_at_end: Lag,
+    caught_up_after: Duration,
+}
+
+/// A throwaway cluster from `tools/pg-cluster`, stopped and removed on drop.
+struct PgCluster {
+    script: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.script).arg("stop").arg(&self.dir).output();
+    }
+}
+
+/// Starts a cluster; the error says why none could be had (it is printed as the reason to skip).
+fn provision_postgres() -> Result<(PgCluster, String), String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/pg-cluster");
+    let dir = std::env::temp_dir().join(format!("simex-bench-pg-{}", std::process::id()));
+    let cluster = PgCluster { script: script.clone(), dir: dir.clone() };
+    let output = std::process::Command::new(&script)
+        .arg("start")
+        .arg(&dir)
+        .output()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("tools/pg-cluster could not start PostgreSQL: {}", stderr.trim()));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let url = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("export SIMEX_TEST_DATABASE_URL="))
+        .map(|quoted| quoted.trim_matches('\'').to_string())
+        .ok_or("tools/pg-cluster printed no SIMEX_TEST_DATABASE_URL")?;
+    Ok((cluster, url))
+}
+
+/// The HTTP round trip on a venue projecting into PostgreSQL, with the projection's lag sampled.
+fn http_with_postgres(warmup: usize, samples: usize) -> Result<WithPostgres, String> {
+    let (cluster, url) = provision_postgres()?;
+    let (base_url, data_dir) = start_http_venue(Some(url)).map_err(|e| format!("{e:#}"))?;
+    let metrics_url = format!("{base_url}/metrics");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (stop, metrics_url) = (stop.clone(), metrics_url.clone());
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            let mut max = Lag::default();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(lag) = read_lag(&client, &metrics_url) {
+                    max.records = max.records.max(lag.records);
+                    max.seconds = max.seconds.max(lag.seconds);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            max
+        })
+    };
+    let measured = http_round_trip(&base_url, warmup, samples);
+    let client = reqwest::blocking::Client::new();
+    let lag_at_end = read_lag(&client, &metrics_url).unwrap_or_default();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut lag_max = sampler.join().map_err(|_| "the lag sampler panicked".to_string())?;
+    lag_max.records = lag_max.records.max(lag_at_end.records);
+    lag_max.seconds = lag_max.seconds.max(lag_at_end.seconds);
+    let ended = Instant::now();
+    let deadline = ended + Duration::from_secs(60);
+    let caught_up_after = loop {
+        if read_lag(&client, &metrics_url).is_some_and(|lag| lag.records == 0) {
+            break ended.elapsed();
+        }
+        if Instant::now() > deadline {
+            return Err("the projection did not catch up within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_dir_all(&data_dir);
+    drop(cluster);
+    let (orders, _cancels, elapsed) = measured.map_err(|e| format!("{e:#}"))?;
+    Ok(WithPostgres { orders, elapsed, lag_max, lag_at_end, caught_up_after })
 }

@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// free one [default: 9001].
     #[arg(long, env = "SIMEX_BINARY_PORT")]
     pub binary_port: Option<u16>,
+    /// PostgreSQL to project into and serve history from (docs/persistence.md) [default: none].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 /// The same settings in a TOML file.
@@ -103,6 +106,7 @@ pub struct FileConfig {
     pub durability: Option<String>,
     pub feeds: Option<String>,
     pub binary_port: Option<u16>,
+    pub database_url: Option<String>,
 }
 
 /// Where reference prices come from.
@@ -138,6 +142,8 @@ pub struct VenueConfig {
     pub durability: Durability,
     pub feeds: FeedsSetting,
     pub binary_listen: SocketAddr,
+    /// Set: the PostgreSQL projection runs and serves history.
+    pub database_url: Option<String>,
 }
 
 impl VenueConfig {
@@ -189,6 +195,7 @@ impl VenueConfig {
             shards,
             durability,
             binary_listen,
+            database_url: args.database_url.or(file.database_url).filter(|url| !url.is_empty()),
             feeds: match args.feeds.or(file.feeds).as_deref() {
                 None | Some("") => FeedsSetting::Embedded,
                 Some("off") => FeedsSetting::Off,
@@ -221,6 +228,11 @@ mod tests {
         assert_eq!(config.rate_limit_per_second, 50);
         std::fs::write(&path, "prot = 1\n").unwrap();
         assert!(VenueConfig::resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).is_err());
+        assert_eq!(config.database_url, None);
+        let url = ServeArgs { database_url: Some("postgresql://simex@127.0.0.1/x".into()), ..ServeArgs::default() };
+        assert_eq!(VenueConfig::resolve(url).unwrap().database_url.as_deref(), Some("postgresql://simex@127.0.0.1/x"));
+        let empty = ServeArgs { database_url: Some(String::new()), ..ServeArgs::default() };
+        assert_eq!(VenueConfig::resolve(empty).unwrap().database_url, None);
         let bad = ServeArgs { default_starting_balance: Some("-5".into()), ..ServeArgs::default() };
         assert!(VenueConfig::resolve(bad).is_err());
     }

@@ -101,7 +101,13 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let projection_settings = ProjectionConfig::from_env().context("the PostgreSQL projection settings")?;
+    // DATABASE_URL arrives through the configuration (flag, environment or file); the projection's
+    // tuning variables from the environment.
+    let projection_settings = ProjectionConfig::from_lookup(|name| match name {
+        "DATABASE_URL" => config.database_url.clone(),
+        _ => std::env::var(name).ok(),
+    })
+    .context("the PostgreSQL projection settings")?;
     let projection_url = projection_settings.as_ref().map(|c| c.database_url.clone());
     let projection = match projection_settings {
         Some(mut projection_config) => {

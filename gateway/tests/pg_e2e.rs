@@ -452,6 +452,23 @@ fn history_from_postgres_is_byte_identical_to_the_journal_backed_store() {
         t,
         json!({"ticker": "AAPL", "side": "buy", "shares": 1, "limit_price": "149.00", "client_order_id": "low"}),
     );
+    // Partly filled, replaced, filled again, cancelled: its quantity stays what the replace made it.
+    let amended = format!("/api/portfolios/{m}/orders/{}", resting[5]);
+    let (status, replaced) = venue.call_patch(&amended, &maker, json!({"shares": 4}));
+    assert_eq!((status, replaced["shares"].as_str()), (StatusCode::OK, Some("7")), "{replaced}");
+    trade(&taker, t, json!({"ticker": "AAPL", "side": "buy", "shares": 1, "limit_price": "151.35"}));
+    let response = venue.client.delete(venue.url(&amended)).header("x-api-key", &maker).send().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) =
+        venue.call_patch(&format!("/api/portfolios/{m}/orders/{}", resting[7]), &maker, json!({"shares": 3}));
+    assert_eq!(status, StatusCode::OK);
+    let response = venue
+        .client
+        .delete(venue.url(&format!("/api/portfolios/{m}/orders/{}", resting[7])))
+        .header("x-api-key", &maker)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
     // A portfolio with a conditional order: its orders come from the read model (the projection
     // does not carry trigger fields), its trades still from PostgreSQL.
     let stopper = venue.register("stopper@example.com");

@@ -264,6 +264,7 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
     let mut cash = Vec::new();
     let mut fills = Vec::new();
     let mut rejections = Vec::new();
+    let mut replacements = Vec::new();
     let mut orders: BTreeMap<u64, ExpectedOrder> = BTreeMap::new();
     // (portfolio, symbol) -> [net, bought, sold, bought notional, sold notional, fees, at, last seq]
     let mut positions: BTreeMap<(u32, u16), [i64; 8]> = BTreeMap::new();
@@ -375,6 +376,7 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                 order.last_seq = seq;
             }
             EventBody::OrderReplaced { order_id, price_ticks, qty_lots, .. } => {
+                replacements.push(format!("{shard} {seq} {order_id} {price_ticks} {qty_lots} {at}"));
                 let order = orders.get_mut(&order_id).expect("a replace of a known order");
                 order.price_ticks = price_ticks;
                 order.open_lots = qty_lots;
@@ -426,6 +428,7 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
     tables.insert("cash_adjustments", cash);
     tables.insert("fills", fills);
     tables.insert("rejections", rejections);
+    tables.insert("order_replacements", replacements);
     tables.insert("orders", orders);
     tables.insert("positions", positions);
     tables.insert("projection_offsets", offsets);
@@ -449,7 +452,8 @@ fn database_tables(url: &str) -> Tables {
             }
         };
         let optional = |row: &tokio_postgres::Row, i: usize| format!("{:?}", row.get::<_, Option<String>>(i));
-        let queries: [(&'static str, &str, &[usize]); 7] = [
+        let queries: [(&'static str, &str, &[usize]); 8] = [
+            ("order_replacements", "SELECT * FROM order_replacements", &[]),
             ("portfolios", "SELECT portfolio_id, starting_cash_micros, created_at_ns, shard, seq FROM portfolios", &[]),
             (
                 "cash_adjustments",

@@ -171,6 +171,9 @@ pub struct ReadModel {
     last_seq_by_shard: HashMap<u16, u64>,
     /// Portfolios that have had a conditional (or delayed) order.
     conditional_portfolios: HashSet<PortfolioId>,
+    /// The last sequence per shard of an event that changes some portfolio's history (not market
+    /// data, halts or risk limits): how far another history store must have come to answer alike.
+    last_history_seq_by_shard: HashMap<u16, u64>,
 }
 
 impl ReadModel {
@@ -183,6 +186,17 @@ impl ReadModel {
         }
         *last = event.seq;
         self.applying_shard = shard;
+        let market_only = matches!(
+            event.body,
+            EventBody::ReferencePriceSet { .. }
+                | EventBody::ReferenceTradePrinted { .. }
+                | EventBody::ReferenceQuoteSet { .. }
+                | EventBody::HaltedSet { .. }
+                | EventBody::RiskLimitsSet { .. }
+        );
+        if !market_only {
+            self.last_history_seq_by_shard.insert(shard, event.seq);
+        }
         let at_ns = event.timestamp_ns;
         match event.body {
             EventBody::PortfolioCreated { portfolio_id, .. } => {
@@ -538,6 +552,13 @@ impl ReadModel {
     }
 
     /// The largest engine portfolio id an event has created.
+    /// Per shard, the last sequence of an event that changed some portfolio's history.
+    pub fn history_seqs(&self) -> Vec<(u16, u64)> {
+        let mut seqs: Vec<_> = self.last_history_seq_by_shard.iter().map(|(s, q)| (*s, *q)).collect();
+        seqs.sort_unstable();
+        seqs
+    }
+
     pub fn portfolio_id_max(&self) -> PortfolioId {
         self.portfolio_id_max
     }

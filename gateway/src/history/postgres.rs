@@ -6,8 +6,9 @@
 //! folds a command's events into the in-memory read model before it answers, so the read model's
 //! last folded sequence per shard is at least the sequence of anything any client has been told.
 //! Before each read, [`PgHistory`] compares the projection's committed sequence per shard (from its
-//! `LagReport`) with the read model's: when PostgreSQL has everything the read model has, it is
-//! read; otherwise it waits (polling the lag) for up to [`CATCH_UP_WAIT`], and if the projection is
+//! `LagReport`) with the read model's last sequence of an event that changes history (orders,
+//! fills, portfolios, cash; reference prices, which the feeds send all the time, do not count, or
+//! PostgreSQL would seldom look caught up): when PostgreSQL has all of those, it is read; otherwise it waits (polling the lag) for up to [`CATCH_UP_WAIT`], and if the projection is
 //! still behind (or disconnected, or a query fails) the read is answered by the journal-backed
 //! store. So a read never shows less than the client has been told, and a slow database only moves
 //! reads back to memory; it never fails one.
@@ -16,10 +17,10 @@
 //! Rows are turned into the same [`TradeRecord`]s and [`OrderRecord`]s the read model holds, in the
 //! same order (newest first: trades by the sequence of their fill, the taker's side before the
 //! maker's when a portfolio is both, as the read model appends them; orders by acceptance), so the
-//! HTTP layer renders byte-identical JSON. Two limits, both documented in `docs/persistence.md`:
-//! across shards the read model's order is the order events arrived in, which PostgreSQL orders by
-//! venue time; and an order replaced and later cancelled reports the quantity it was accepted with
-//! (the projection keeps the original quantity, the read model the replaced one).
+//! HTTP layer renders byte-identical JSON. An order's quantity after a replace is, as in the read
+//! model, what was filled before the replace plus the replace's quantity (`order_replacements` and
+//! the order's fills before it). One limit, documented in `docs/http.md`: across shards the read
+//! model's order is the order events arrived in, which PostgreSQL orders by venue time.
 //!
 //! # Conditional orders
 //! The projection does not carry conditional orders' trigger fields, links and waiting state (it
@@ -39,6 +40,8 @@ use tokio_postgres::{Client, NoTls, Row};
 
 /// Longest a read waits for the projection to catch up before the journal-backed store answers.
 pub const CATCH_UP_WAIT: Duration = Duration::from_millis(200);
+/// A query that takes longer is abandoned (with its connection) and memory answers.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the lag is looked at while waiting.
 const CATCH_UP_POLL: Duration = Duration::from_millis(2);
 
@@ -83,7 +86,7 @@ impl PgHistory {
     fn caught_up(&self) -> bool {
         let started = Instant::now();
         loop {
-            let folded = self.memory.read().last_seqs();
+            let folded = self.memory.read().history_seqs();
             let report = self.lag.get();
             let ready = report.connected
                 && folded.iter().all(|&(shard, seq)| {
@@ -113,10 +116,16 @@ impl PgHistory {
             *guard = self.connect().map_err(|e| tracing::warn!("history from PostgreSQL: {e}")).ok();
         }
         let connection = guard.as_ref()?;
-        match connection.runtime.block_on(query(&connection.client)) {
-            Ok(value) => Some(value),
-            Err(error) => {
+        let answer = connection.runtime.block_on(tokio::time::timeout(QUERY_TIMEOUT, query(&connection.client)));
+        match answer {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
                 tracing::warn!("history from PostgreSQL: {error}; answering from the journal-backed store");
+                *guard = None;
+                None
+            }
+            Err(_) => {
+                tracing::warn!("history from PostgreSQL: no answer in {QUERY_TIMEOUT:?}; answering from memory");
                 *guard = None;
                 None
             }
@@ -125,14 +134,15 @@ impl PgHistory {
 
     fn connect(&self) -> Result<Connection, String> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        let client = runtime.block_on(async {
+        let client = runtime.block_on(tokio::time::timeout(QUERY_TIMEOUT, async {
             let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls).await?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
             Ok::<_, tokio_postgres::Error>(client)
-        });
-        Ok(Connection { runtime, client: client.map_err(|e| e.to_string())? })
+        }));
+        let client = client.map_err(|_| format!("no connection in {QUERY_TIMEOUT:?}"))?.map_err(|e| e.to_string())?;
+        Ok(Connection { runtime, client })
     }
 
     /// [`HistoryStore::trades`], saying which store answered.
@@ -268,10 +278,20 @@ const TRADES_PAGE: &str = "
     ORDER BY timestamp_ns DESC, shard DESC, seq DESC, role DESC
     LIMIT $2 OFFSET $3";
 
+/// An order's columns; its quantity is the accepted one, or after a replace the lots filled before
+/// the last replace plus that replace's quantity (a portfolio's fills are found by its indexes).
 const ORDER_COLUMNS: &str = "
-    SELECT order_id, portfolio_id, symbol_id, side, kind, price_ticks, qty_lots, open_lots, filled_lots,
-           time_in_force, client_order_id, cancel_reason, accepted_at_ns, updated_at_ns
-    FROM orders";
+    SELECT order_id, portfolio_id, symbol_id, side, kind, price_ticks,
+           COALESCE((
+               SELECT r.qty_lots + COALESCE((
+                   SELECT SUM(f.qty_lots) FROM fills f
+                   WHERE f.shard = r.shard AND f.seq < r.seq AND f.timestamp_ns <= r.timestamp_ns
+                     AND ((f.maker_portfolio_id = o.portfolio_id AND f.maker_order_id = o.order_id)
+                       OR (f.taker_portfolio_id = o.portfolio_id AND f.taker_order_id = o.order_id))), 0)::INT8
+               FROM order_replacements r WHERE r.order_id = o.order_id ORDER BY r.seq DESC LIMIT 1),
+               qty_lots) AS qty_lots,
+           open_lots, filled_lots, time_in_force, client_order_id, cancel_reason, accepted_at_ns, updated_at_ns
+    FROM orders o";
 
 fn side(text: &str) -> Option<Side> {
     match text {
@@ -321,8 +341,7 @@ fn order_record(row: &Row) -> Option<OrderRecord> {
         None => ClientOrderId::NONE,
     };
     let (qty_lots, open_lots, filled_lots): (i64, i64, i64) = (row.get(6), row.get(7), row.get(8));
-    // The read model's rules: a cancel (or expiry) decides the state; otherwise fills do. The
-    // quantity is filled plus open (what a replace makes it), except once cancelled.
+    // The read model's rules: a cancel (or expiry) decides the state; otherwise fills do.
     let state = match cancel_reason {
         Some(CancelReason::Expired) => OrderState::Expired,
         Some(_) => OrderState::Cancelled,
@@ -330,7 +349,6 @@ fn order_record(row: &Row) -> Option<OrderRecord> {
         None if filled_lots > 0 => OrderState::PartiallyFilled,
         None => OrderState::Open,
     };
-    let qty_lots = if cancel_reason.is_some() { qty_lots } else { filled_lots + open_lots.max(0) };
     Some(OrderRecord {
         order_id: u64::try_from(row.get::<_, i64>(0)).ok()?,
         portfolio_id: u32::try_from(row.get::<_, i64>(1)).ok()?,
@@ -389,6 +407,16 @@ mod tests {
         });
         assert!(!history.caught_up());
         lag.update(|report| report.shards[0].committed_seq = 3);
+        assert!(history.caught_up());
+        // Market data folded after it does not make PostgreSQL look behind.
+        history.memory.write().apply(
+            0,
+            &simex_engine::Event {
+                seq: 4,
+                timestamp_ns: 2,
+                body: simex_engine::EventBody::ReferencePriceSet { symbol_id: 0, price_ticks: 15_000 },
+            },
+        );
         assert!(history.caught_up());
         assert_eq!(history.reads_by_store(), Some((0, 0)), "the *_from calls are not counted");
     }

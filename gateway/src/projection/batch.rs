@@ -116,6 +116,17 @@ pub struct RejectionRow {
     pub timestamp_ns: i64,
 }
 
+/// One `OrderReplaced`: the order's new price and open quantity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplacementRow {
+    pub shard: i32,
+    pub seq: i64,
+    pub order_id: i64,
+    pub price_ticks: i64,
+    pub qty_lots: i64,
+    pub timestamp_ns: i64,
+}
+
 /// What a batch's fills add to one (portfolio, symbol) position.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PositionDelta {
@@ -151,6 +162,7 @@ pub struct Batch {
     pub order_updates: BTreeMap<i64, OrderUpdate>,
     pub fills: Vec<FillRow>,
     pub rejections: Vec<RejectionRow>,
+    pub replacements: Vec<ReplacementRow>,
     pub positions: BTreeMap<(i64, i32), PositionDelta>,
 }
 
@@ -222,6 +234,14 @@ impl Batch {
             }
             EventBody::OrderReplaced { order_id, price_ticks, qty_lots, .. } => {
                 let order_id = signed(shard, event.seq, "order id", order_id)?;
+                self.replacements.push(ReplacementRow {
+                    shard: shard_i32,
+                    seq,
+                    order_id,
+                    price_ticks,
+                    qty_lots,
+                    timestamp_ns: at_ns,
+                });
                 if let Some(row) = self.new_orders.get_mut(&order_id) {
                     row.price_ticks = price_ticks;
                     row.open_lots = qty_lots;

@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("migrations/0001_initial.sql")),
     (2, "accounts", include_str!("migrations/0002_accounts.sql")),
+    (3, "order_replacements", include_str!("migrations/0003_order_replacements.sql")),
 ];
 
 /// Advisory lock key of the migration step ("simexmig" in ASCII).
@@ -64,6 +65,7 @@ pub const STAGING_TABLES: &str = "
     CREATE TEMP TABLE IF NOT EXISTS stage_orders (LIKE orders) ON COMMIT DELETE ROWS;
     CREATE TEMP TABLE IF NOT EXISTS stage_fills (LIKE fills) ON COMMIT DELETE ROWS;
     CREATE TEMP TABLE IF NOT EXISTS stage_rejections (LIKE rejections) ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS stage_order_replacements (LIKE order_replacements) ON COMMIT DELETE ROWS;
     CREATE TEMP TABLE IF NOT EXISTS stage_positions (
         portfolio_id           INT8 NOT NULL,
         symbol_id              INT4 NOT NULL,

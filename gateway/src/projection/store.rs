@@ -75,12 +75,14 @@ const LAST_SEQ_IN_ROWS: &str = "
         (SELECT MAX(seq) FROM cash_adjustments WHERE shard = $1),
         (SELECT MAX(seq) FROM fills WHERE shard = $1),
         (SELECT MAX(seq) FROM rejections WHERE shard = $1),
+        (SELECT MAX(seq) FROM order_replacements WHERE shard = $1),
         (SELECT MAX(last_seq) FROM orders WHERE shard = $1)),
     GREATEST(
         (SELECT MAX(created_at_ns) FROM portfolios WHERE shard = $1),
         (SELECT MAX(timestamp_ns) FROM cash_adjustments WHERE shard = $1),
         (SELECT MAX(timestamp_ns) FROM fills WHERE shard = $1),
         (SELECT MAX(timestamp_ns) FROM rejections WHERE shard = $1),
+        (SELECT MAX(timestamp_ns) FROM order_replacements WHERE shard = $1),
         (SELECT MAX(updated_at_ns) FROM orders WHERE shard = $1))";
 
 /// For a shard that has rows but no offset (the offsets were lost or cleared): recovers the offset
@@ -251,6 +253,19 @@ pub async fn write_batch(client: &mut Client, batch: &Batch, snapshot_at_ns: Opt
         copy_rows(&transaction, "stage_rejections", &types, rows).await?;
         transaction
             .execute("INSERT INTO rejections SELECT * FROM stage_rejections ON CONFLICT DO NOTHING", &[])
+            .await?;
+    }
+    if !batch.replacements.is_empty() {
+        let types = [Type::INT4, Type::INT8, Type::INT8, Type::INT8, Type::INT8, Type::INT8];
+        let rows = batch.replacements.iter().map(|r| {
+            vec![&r.shard as &(dyn ToSql + Sync), &r.seq, &r.order_id, &r.price_ticks, &r.qty_lots, &r.timestamp_ns]
+        });
+        copy_rows(&transaction, "stage_order_replacements", &types, rows).await?;
+        transaction
+            .execute(
+                "INSERT INTO order_replacements SELECT * FROM stage_order_replacements ON CONFLICT DO NOTHING",
+                &[],
+            )
             .await?;
     }
     if !batch.positions.is_empty() {
