@@ -16,9 +16,10 @@ use simex::projection::batch::{order_status, Batch};
 use simex::projection::{self, store, ProjectionConfig, ProjectionHandle};
 use simex::runtime::{Durability, JournalSettings, Runtime, RuntimeConfig, Submitter};
 use simex_engine::codec::decode_event;
-use simex_engine::{CommandBody, Event, EventBody, InstrumentTable, NewOrder, OrderId, Side, TimeInForce};
+use simex::history::ReadModel;
+use simex_engine::{CommandBody, Event, EventBody, InstrumentTable, NewOrder, OrderId, Side, TimeInForce, TriggerKind};
 use simex_journal::JournalReader;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -153,6 +154,24 @@ impl Venue {
             let offset = (step * 7919 % 40) as i64 - 20;
             let portfolio_id = 1 + (step % 3) as u32;
             let command = match step % 11 {
+                // Conditional orders: trailing stops (by ticks and by basis points), stops and
+                // brackets, whose exits grow with their entry's fills and are linked to each other.
+                10 if step % 4 == 0 => CommandBody::NewOrder(
+                    NewOrder::market(2 + (step % 2) as u32, symbol_id, Side::Sell, lots).trailing_ticks(5),
+                ),
+                10 if step % 4 == 1 => CommandBody::NewOrder(
+                    NewOrder::market(2 + (step % 2) as u32, symbol_id, Side::Buy, lots).trailing_bps(3),
+                ),
+                10 if step % 4 == 2 => CommandBody::NewOrder(
+                    NewOrder::market(2 + (step % 2) as u32, symbol_id, Side::Sell, lots)
+                        .triggered_at(TriggerKind::Stop, base + 10),
+                ),
+                10 => CommandBody::NewBracket {
+                    entry: NewOrder::limit(2 + (step % 2) as u32, symbol_id, Side::Buy, base + 45, lots * 3),
+                    take_profit_price_ticks: base + 30,
+                    stop_loss_trigger_ticks: base + 5,
+                    stop_loss_limit_ticks: 0,
+                },
                 0 if !self.resting.is_empty() => {
                     let order_id = self.resting.swap_remove((step as usize / 11) % self.resting.len());
                     CommandBody::Cancel { portfolio_id: 1, order_id }
@@ -252,6 +271,8 @@ struct ExpectedOrder {
     shard: u32,
     accepted_seq: u64,
     last_seq: u64,
+    waiting: bool,
+    parent_order_id: u64,
 }
 
 fn name<T: serde::Serialize>(value: T) -> String {
@@ -268,9 +289,10 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
     // (portfolio, symbol) -> [net, bought, sold, bought notional, sold notional, fees, at, last seq]
     let mut positions: BTreeMap<(u32, u16), [i64; 8]> = BTreeMap::new();
     let mut offsets: BTreeMap<u32, u64> = BTreeMap::new();
-    // Conditional orders waiting for their trigger: no order row until they fire.
-    let mut waiting: BTreeSet<u64> = BTreeSet::new();
+    // The conditional columns that follow prices (trailing stops) are the read model's.
+    let mut model = ReadModel::default();
     for &(shard, event) in events {
+        model.apply(shard as u16, &event);
         let (seq, at) = (event.seq, event.timestamp_ns);
         offsets.insert(shard, seq);
         match event.body {
@@ -285,6 +307,18 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                 (!client_order_id.is_none()).then(|| client_order_id.as_text().to_string()),
                 name(reason)
             )),
+            EventBody::OrderAccepted(o) if orders.contains_key(&o.order_id) => {
+                // A conditional order that fired: the same row becomes a book order.
+                let order = orders.get_mut(&o.order_id).unwrap();
+                order.kind = name(o.kind);
+                order.tif = name(o.time_in_force);
+                order.price_ticks = o.price_ticks;
+                order.qty_lots = o.qty_lots;
+                order.open_lots = o.qty_lots;
+                order.waiting = false;
+                order.updated_at_ns = at;
+                order.last_seq = seq;
+            }
             EventBody::OrderAccepted(o) => {
                 orders.insert(
                     o.order_id,
@@ -307,6 +341,8 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                         shard,
                         accepted_seq: seq,
                         last_seq: seq,
+                        waiting: false,
+                        parent_order_id: 0,
                     },
                 );
             }
@@ -333,6 +369,11 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                     order.filled_lots += f.qty_lots;
                     order.updated_at_ns = at;
                     order.last_seq = seq;
+                    // A bracket entry's fill grows its waiting exits.
+                    for exit in orders.values_mut().filter(|e| e.waiting && e.parent_order_id == order_id) {
+                        exit.qty_lots += f.qty_lots;
+                        exit.open_lots += f.qty_lots;
+                    }
                 }
                 let (buyer, seller) = match f.taker_side {
                     Side::Buy => (f.taker_portfolio_id, f.maker_portfolio_id),
@@ -361,12 +402,42 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                 touch(f.taker_portfolio_id, &|p| p[5] += f.taker_fee_micros);
             }
             EventBody::ConditionalAccepted(c) => {
-                waiting.insert(c.order_id);
+                orders.insert(
+                    c.order_id,
+                    ExpectedOrder {
+                        portfolio_id: c.portfolio_id,
+                        symbol_id: c.symbol_id,
+                        side: name(c.side),
+                        kind: name(c.kind),
+                        tif: name(c.time_in_force),
+                        price_ticks: c.price_ticks,
+                        qty_lots: c.qty_lots,
+                        open_lots: c.qty_lots,
+                        filled_lots: 0,
+                        cancel_reason: None,
+                        client_order_id: (!c.client_order_id.is_none())
+                            .then(|| c.client_order_id.as_text().to_string()),
+                        expire_at_ns: c.expire_at_ns,
+                        accepted_at_ns: at,
+                        updated_at_ns: at,
+                        shard,
+                        accepted_seq: seq,
+                        last_seq: seq,
+                        waiting: true,
+                        parent_order_id: c.parent_order_id,
+                    },
+                );
+                if let Some(peer) = orders.get_mut(&c.oco_order_id) {
+                    peer.last_seq = seq;
+                }
             }
-            EventBody::OrderTriggered { order_id, .. } => {
-                waiting.remove(&order_id);
+            EventBody::OrderTriggered { order_id, qty_lots, .. } => {
+                let order = orders.get_mut(&order_id).expect("a trigger of a known order");
+                order.qty_lots = qty_lots;
+                order.open_lots = qty_lots;
+                order.updated_at_ns = at;
+                order.last_seq = seq;
             }
-            EventBody::OrderCancelled { order_id, .. } if waiting.remove(&order_id) => {}
             EventBody::OrderCancelled { order_id, reason, .. } => {
                 let order = orders.get_mut(&order_id).expect("a cancel of a known order");
                 order.open_lots = 0;
@@ -391,9 +462,12 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
     let orders = orders
         .iter()
         .map(|(id, o)| {
-            let status = order_status(o.cancel_reason.is_some(), o.open_lots, o.filled_lots);
+            let status = order_status(o.waiting, o.cancel_reason.is_some(), o.open_lots, o.filled_lots);
+            let r = model.order(*id).expect("the read model has every order");
+            let triggered_at = r.triggered.map(|t| t.0.to_string());
+            let triggered_price = r.triggered.map(|t| t.1.to_string());
             format!(
-                "{id} {} {} {} {} {} {} {} {} {} {status} {:?} {:?} {} {} {} {} {} {}",
+                "{id} {} {} {} {} {} {} {} {} {} {status} {:?} {:?} {} {} {} {} {} {} {} {} {} {} {} {} {} {:?} {:?}",
                 o.portfolio_id,
                 o.symbol_id,
                 o.side,
@@ -410,7 +484,16 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                 o.updated_at_ns,
                 o.shard,
                 o.accepted_seq,
-                o.last_seq
+                o.last_seq,
+                name(r.trigger),
+                r.trigger_price_ticks,
+                r.trail_ticks,
+                r.trail_bps,
+                r.trail_best_ticks,
+                o.parent_order_id,
+                r.oco_order_id,
+                triggered_at,
+                triggered_price
             )
         })
         .collect();
@@ -458,7 +541,16 @@ fn database_tables(url: &str) -> Tables {
             ),
             ("fills", "SELECT * FROM fills", &[]),
             ("rejections", "SELECT * FROM rejections", &[4]),
-            ("orders", "SELECT * FROM orders", &[11, 12]),
+            (
+                "orders",
+                "SELECT order_id, portfolio_id, symbol_id, side, kind, time_in_force, price_ticks, qty_lots,
+                        open_lots, filled_lots, status, cancel_reason, client_order_id, expire_at_ns,
+                        accepted_at_ns, updated_at_ns, shard, accepted_seq, last_seq, trigger_kind,
+                        trigger_price_ticks, trail_ticks, trail_bps, trail_best_ticks, parent_order_id,
+                        oco_order_id, triggered_at_ns::text, triggered_price_ticks::text
+                 FROM orders",
+                &[11, 12, 26, 27],
+            ),
             ("positions", "SELECT * FROM positions", &[]),
             ("projection_offsets", "SELECT shard, last_seq FROM projection_offsets", &[]),
         ];
@@ -676,6 +768,13 @@ fn projects_a_live_journal_exactly_and_reapplying_changes_nothing() {
     assert!(!expected["rejections"].is_empty() && !expected["cash_adjustments"].is_empty());
     assert!(expected["orders"].iter().any(|o| o.contains(" cancelled ")));
     assert!(expected["orders"].iter().any(|o| o.contains(" filled ")));
+    // Conditional orders: some wait, trailing stops and bracket exits, some fired (the row ends
+    // with the trigger's time and price).
+    let orders = &expected["orders"];
+    for what in [" waiting_trigger ", " trailing_stop ", " take_profit "] {
+        assert!(orders.iter().any(|o| o.contains(what)), "an order row with {what:?}");
+    }
+    assert!(orders.iter().any(|o| o.ends_with("\")") && !o.contains(" none ")), "a conditional order fired");
 
     // The last snapshot of positions is a copy of positions.
     let (snapshot, positions) = block_on(async {
