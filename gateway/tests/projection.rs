@@ -12,11 +12,11 @@
 //! them the tests say so and pass, unless `CI=true` or `SIMEX_REQUIRE_PG=1`, when they fail.
 
 use simex::auth::{hash_password, AccountRecord, AccountStore, NewUser, PortfolioEntry};
+use simex::history::ReadModel;
 use simex::projection::batch::{order_status, Batch};
 use simex::projection::{self, store, ProjectionConfig, ProjectionHandle};
 use simex::runtime::{Durability, JournalSettings, Runtime, RuntimeConfig, Submitter};
 use simex_engine::codec::decode_event;
-use simex::history::ReadModel;
 use simex_engine::{CommandBody, Event, EventBody, InstrumentTable, NewOrder, OrderId, Side, TimeInForce, TriggerKind};
 use simex_journal::JournalReader;
 use std::collections::BTreeMap;

@@ -29,8 +29,8 @@
 
 use super::model::{OrderRecord, OrderState, TradeRecord};
 use super::{HistoryStore, MemoryHistory, OrderFilter, TradePage};
-use crate::projection::lag::LagCell;
 use crate::projection::batch::WAITING_TRIGGER;
+use crate::projection::lag::LagCell;
 use simex_engine::{CancelReason, ClientOrderId, OrderId, OrderKind, PortfolioId, Side, TimeInForce, TriggerKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -326,7 +326,7 @@ fn order_record(row: &Row) -> Option<OrderRecord> {
         "delayed" => TriggerKind::Delayed,
         _ => return None,
     };
-    let triggered = match (row.get::<_, Option<i64>>(23), row.get::<_, Option<i64>>(24)) {
+    let triggered = match (row.get::<_, Option<i64>>(22), row.get::<_, Option<i64>>(23)) {
         (Some(at_ns), Some(price_ticks)) => Some((at_ns, price_ticks)),
         _ => None,
     };

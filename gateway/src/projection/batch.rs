@@ -500,7 +500,8 @@ impl Batch {
             grown_seq: seq,
         };
         if trailing {
-            row.trigger_price_ticks = trail_stop_ticks(order.side, row.trail_best_ticks, row.trail_ticks, row.trail_bps);
+            row.trigger_price_ticks =
+                trail_stop_ticks(order.side, row.trail_best_ticks, row.trail_ticks, row.trail_bps);
             self.trailing_by_symbol.entry(row.symbol_id).or_default().push(order_id);
         }
         // The link is mutual: the peer named here now names this order too.
@@ -605,7 +606,8 @@ fn accepted_row(shard: u32, seq: i64, at_ns: i64, order: &AcceptedOrder) -> Resu
 fn touch(row: &mut OrderRow, seq: i64, at_ns: i64) {
     row.last_seq = seq;
     row.updated_at_ns = at_ns;
-    row.status = order_status(row.status == WAITING_TRIGGER, row.cancel_reason.is_some(), row.open_lots, row.filled_lots);
+    row.status =
+        order_status(row.status == WAITING_TRIGGER, row.cancel_reason.is_some(), row.open_lots, row.filled_lots);
 }
 
 /// An order's status: a cancel decides, then whether it still waits for a trigger, then its

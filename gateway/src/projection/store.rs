@@ -293,10 +293,8 @@ pub async fn write_batch(client: &mut Client, batch: &Batch, snapshot_at_ns: Opt
     }
     if !batch.reference_prices.is_empty() {
         let types = [Type::INT4, Type::INT8, Type::INT8];
-        let rows = batch
-            .reference_prices
-            .iter()
-            .map(|r| vec![&r.symbol_id as &(dyn ToSql + Sync), &r.seq, &r.price_ticks]);
+        let rows =
+            batch.reference_prices.iter().map(|r| vec![&r.symbol_id as &(dyn ToSql + Sync), &r.seq, &r.price_ticks]);
         copy_rows(&transaction, "stage_reference_prices", &types, rows).await?;
     }
     if !batch.fills.is_empty() {
