@@ -723,6 +723,224 @@ pub fn cancel_reason_name(reason: CancelReason) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::ReadModel;
+    use simex_engine::SelfTradePolicy;
+
+    fn at(seq: u64, body: EventBody) -> Event {
+        Event { seq, timestamp_ns: 1_000 + seq as i64, body }
+    }
+
+    fn conditional(order_id: u64, side: Side, trigger: TriggerKind, trigger_price_ticks: i64) -> AcceptedConditional {
+        AcceptedConditional {
+            order_id,
+            portfolio_id: 1,
+            symbol_id: 0,
+            side,
+            kind: OrderKind::Market,
+            price_ticks: 0,
+            qty_lots: 2,
+            time_in_force: TimeInForce::Ioc,
+            expire_at_ns: i64::MAX,
+            client_order_id: ClientOrderId::NONE,
+            self_trade_policy: SelfTradePolicy::Default,
+            trigger,
+            trigger_price_ticks,
+            trail_ticks: 0,
+            trail_bps: 0,
+            parent_order_id: 0,
+            oco_order_id: 0,
+            execute_at_ns: 0,
+            post_only: false,
+        }
+    }
+
+    fn accepted(order_id: u64, kind: OrderKind, side: Side, price_ticks: i64, qty_lots: i64) -> EventBody {
+        EventBody::OrderAccepted(AcceptedOrder {
+            order_id,
+            portfolio_id: 1,
+            symbol_id: 0,
+            side,
+            kind,
+            price_ticks,
+            qty_lots,
+            time_in_force: if kind == OrderKind::Market { TimeInForce::Ioc } else { TimeInForce::Gtc },
+            expire_at_ns: i64::MAX,
+            client_order_id: ClientOrderId::NONE,
+            post_only: false,
+            self_trade_policy: SelfTradePolicy::Default,
+            reserved_cash_micros: 0,
+            reserved_lots: 0,
+        })
+    }
+
+    /// `order_id` (portfolio 1) trades `qty_lots` at `price_ticks` with the simulated market.
+    fn fill(order_id: u64, side: Side, price_ticks: i64, qty_lots: i64) -> EventBody {
+        EventBody::Fill(Fill {
+            trade_id: price_ticks as u64,
+            symbol_id: 0,
+            maker_order_id: SIMULATED_ORDER_ID,
+            maker_portfolio_id: NO_PORTFOLIO,
+            taker_order_id: order_id,
+            taker_portfolio_id: 1,
+            taker_side: side,
+            price_ticks,
+            qty_lots,
+            notional_micros: price_ticks * qty_lots,
+            maker_fee_micros: 0,
+            taker_fee_micros: 0,
+        })
+    }
+
+    fn triggered(order_id: u64, price_ticks: i64, qty_lots: i64) -> EventBody {
+        EventBody::OrderTriggered { order_id, portfolio_id: 1, symbol_id: 0, price_ticks, qty_lots }
+    }
+
+    fn batch_of(events: &[Event]) -> Batch {
+        let mut batch = Batch::default();
+        for event in events {
+            batch.add(0, 1, event).unwrap();
+        }
+        batch
+    }
+
+    /// A stop accepted, fired, accepted as a market order and filled, all in one batch: one row.
+    #[test]
+    fn a_conditional_order_accepted_and_fired_in_one_batch_is_one_row() {
+        let events = [
+            at(1, EventBody::ConditionalAccepted(conditional(5, Side::Buy, TriggerKind::Stop, 10_100))),
+            at(2, triggered(5, 10_100, 2)),
+            at(3, accepted(5, OrderKind::Market, Side::Buy, 11_000, 2)),
+            at(4, fill(5, Side::Buy, 10_150, 2)),
+        ];
+        let batch = batch_of(&events[..1]);
+        let waiting = &batch.new_orders[&5];
+        assert_eq!(
+            (waiting.status, waiting.trigger_kind, waiting.trigger_price_ticks),
+            (WAITING_TRIGGER, "stop", 10_100)
+        );
+        let batch = batch_of(&events);
+        assert!(batch.order_updates.is_empty());
+        let row = &batch.new_orders[&5];
+        assert_eq!((row.status, row.kind, row.qty_lots, row.open_lots, row.filled_lots), ("filled", "market", 2, 0, 2));
+        assert_eq!((row.triggered_at_ns, row.triggered_price_ticks), (Some(1_002), Some(10_100)));
+        assert_eq!((row.accepted_at_ns, row.updated_at_ns, row.accepted_seq, row.last_seq), (1_001, 1_004, 1, 4));
+        assert_eq!((row.trigger_kind, row.trigger_price_ticks), ("stop", 10_100));
+    }
+
+    /// The same events with the acceptance in an earlier batch: the later batch's events are one
+    /// guarded update that turns the waiting row into the filled order; a batch that ends between
+    /// the trigger and its `OrderAccepted` leaves that acceptance as a row that replaces the
+    /// waiting one (`store::INSERT_ORDERS`).
+    #[test]
+    fn a_conditional_order_fired_in_a_later_batch_is_an_update_of_its_row() {
+        let later = batch_of(&[
+            at(2, triggered(5, 10_100, 2)),
+            at(3, accepted(5, OrderKind::Market, Side::Buy, 11_000, 2)),
+            at(4, fill(5, Side::Buy, 10_150, 2)),
+        ]);
+        assert!(later.new_orders.is_empty());
+        let update = &later.order_updates[&5];
+        assert_eq!((update.first_seq, update.last_seq, update.waiting_until_seq), (2, 4, Some(3)));
+        assert!(update.activated);
+        assert_eq!((update.kind, update.time_in_force, update.qty_lots), (Some("market"), Some("ioc"), Some(2)));
+        assert_eq!((update.open_base_lots, update.open_minus_lots, update.filled_lots), (Some(2), 2, 2));
+        assert_eq!((update.triggered_at_ns, update.triggered_price_ticks), (Some(1_002), Some(10_100)));
+        assert_eq!(update.updated_at_ns, Some(1_004));
+
+        let fired = batch_of(&[at(2, triggered(5, 10_100, 2))]);
+        assert!(!fired.order_updates[&5].activated);
+        assert_eq!(fired.order_updates[&5].waiting_until_seq, None);
+        let accepted_later = batch_of(&[at(3, accepted(5, OrderKind::Market, Side::Buy, 11_000, 2))]);
+        let row = &accepted_later.new_orders[&5];
+        assert_eq!((row.status, row.accepted_seq, row.trigger_kind), ("open", 3, "none"));
+    }
+
+    /// Linking to an order of an earlier batch changes its link, not its update time; a cancel
+    /// ends a waiting order's waiting.
+    #[test]
+    fn a_link_and_a_cancel_of_earlier_orders_are_updates() {
+        let batch = batch_of(&[
+            at(
+                10,
+                EventBody::ConditionalAccepted(AcceptedConditional {
+                    oco_order_id: 6,
+                    ..conditional(7, Side::Sell, TriggerKind::Stop, 9_000)
+                }),
+            ),
+            at(
+                11,
+                EventBody::OrderCancelled {
+                    order_id: 8,
+                    portfolio_id: 1,
+                    symbol_id: 0,
+                    qty_lots: 2,
+                    reason: CancelReason::User,
+                },
+            ),
+        ]);
+        let link = &batch.order_updates[&6];
+        assert_eq!((link.oco_order_id, link.updated_at_ns, link.first_seq), (Some(7), None, 10));
+        let cancel = &batch.order_updates[&8];
+        assert_eq!((cancel.cancel_reason, cancel.waiting_until_seq), (Some("user"), Some(11)));
+        assert_eq!(batch.new_orders[&7].oco_order_id, 6);
+    }
+
+    /// Within one batch, bracket exits grow with their entry's fills and a trailing stop's best
+    /// and stop prices follow trade prices, exactly as the read model folds them.
+    #[test]
+    fn exits_and_trailing_stops_follow_the_read_model_within_a_batch() {
+        let exit = |order_id, trigger, oco_order_id| AcceptedConditional {
+            qty_lots: 0,
+            parent_order_id: 1,
+            oco_order_id,
+            ..conditional(order_id, Side::Sell, trigger, 10_400)
+        };
+        let events = [
+            at(1, accepted(1, OrderKind::Limit, Side::Buy, 10_200, 4)),
+            at(2, EventBody::ConditionalAccepted(exit(2, TriggerKind::TakeProfit, 0))),
+            at(3, EventBody::ConditionalAccepted(exit(3, TriggerKind::Stop, 2))),
+            at(
+                4,
+                EventBody::ConditionalAccepted(AcceptedConditional {
+                    trail_bps: 150,
+                    ..conditional(4, Side::Sell, TriggerKind::TrailingStop, 10_000)
+                }),
+            ),
+            at(5, fill(1, Side::Buy, 10_200, 1)),
+            at(6, EventBody::ReferencePriceSet { symbol_id: 0, price_ticks: 10_301 }),
+            at(7, EventBody::ReferenceTradePrinted { symbol_id: 0, price_ticks: 10_250, qty_lots: 1 }),
+            at(8, fill(1, Side::Buy, 10_200, 3)),
+        ];
+        let batch = batch_of(&events);
+        let mut model = ReadModel::default();
+        for event in &events {
+            model.apply(0, event);
+        }
+        for order_id in [1, 2, 3, 4] {
+            let (row, record) = (&batch.new_orders[&(order_id as i64)], model.order(order_id).unwrap());
+            assert_eq!(row.qty_lots, record.qty_lots, "order {order_id}");
+            assert_eq!(row.open_lots, record.open_lots, "order {order_id}");
+            assert_eq!(row.trigger_price_ticks, record.trigger_price_ticks, "order {order_id}");
+            assert_eq!(row.trail_best_ticks, record.trail_best_ticks, "order {order_id}");
+            assert_eq!(row.oco_order_id as u64, record.oco_order_id, "order {order_id}");
+            assert_eq!(row.updated_at_ns, record.updated_ns, "order {order_id}");
+        }
+        assert_eq!((batch.new_orders[&2].qty_lots, batch.new_orders[&2].grown_seq), (4, 8));
+        // 1.5% of 10,301 is 154.515 ticks, rounded up to 155.
+        assert_eq!((batch.new_orders[&4].trail_best_ticks, batch.new_orders[&4].trigger_price_ticks), (10_301, 10_146));
+        assert_eq!(batch.reference_prices.len(), 2);
+        assert!(batch.order_updates.is_empty());
+    }
+
+    #[test]
+    fn trail_stop_prices_round_a_share_of_the_best_price_up_to_a_tick() {
+        assert_eq!(trail_stop_ticks(Side::Sell, 10_000, 0, 150), 9_850);
+        // 1.5% of 10,001 is 150.015 ticks: the trail is 151.
+        assert_eq!(trail_stop_ticks(Side::Sell, 10_001, 0, 150), 9_850);
+        assert_eq!(trail_stop_ticks(Side::Buy, 10_001, 0, 150), 10_152);
+        assert_eq!(trail_stop_ticks(Side::Buy, 10_000, 25, 0), 10_025);
+        assert_eq!(trail_stop_ticks(Side::Sell, i64::MIN + 1, 5, 0), i64::MIN);
+    }
 
     #[test]
     fn reason_names_match_the_engine_json() {
