@@ -7,6 +7,10 @@
 //! once: a batch that was already committed (say the commit went through but its answer was lost)
 //! or that another projector has overtaken is refused as [`StoreError::Fenced`], and the projector
 //! rereads the offsets and resumes after them.
+//!
+//! Bracket exits and trailing stops of earlier batches change with the batch's fills and prices
+//! rather than with events of their own; `GROW_EXITS` and `TRAIL_STOPS` do that with one
+//! statement each, before the batch's own order rows and updates are written.
 
 use super::batch::{Batch, OrderRow, ShardRange};
 use super::schema::{self, STAGING_TABLES};
@@ -69,6 +73,8 @@ pub async fn load_offsets(client: &Client) -> Result<BTreeMap<u32, Offset>, Stor
 /// The newest sequence of `shard` that any row records, and the newest time. Every projected event
 /// leaves its sequence in some row (an order's `last_seq` only grows), and batches commit whole, so
 /// the events after it that were committed produced no rows: resuming after it re-applies nothing.
+/// (A reference price leaves no sequence, but what it does, moving a trailing stop's best price,
+/// changes nothing when applied again.)
 const LAST_SEQ_IN_ROWS: &str = "
     SELECT GREATEST(
         (SELECT MAX(seq) FROM portfolios WHERE shard = $1),
