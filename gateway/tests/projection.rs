@@ -1002,3 +1002,209 @@ fn a_killed_projector_resumes_exactly() {
     assert_database_matches_journal(&url, &journal);
     let _ = std::fs::remove_dir_all(&journal);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Conditional orders cut at every batch boundary
+// ---------------------------------------------------------------------------------------------
+
+/// A bracket whose entry fills in two parts, a trailing stop that fires (a later price must not
+/// move it) and one that keeps trailing, an exit that fires and fills while its peer is
+/// cancelled `linked`, an exit still waiting after its entry's fills: the orders' rows are the read model's records whatever two batches the
+/// events are cut into, each batch written twice.
+#[test]
+fn conditional_orders_cut_at_every_batch_boundary_fold_as_the_read_model() {
+    use simex_engine::{
+        AcceptedConditional, AcceptedOrder, CancelReason, ClientOrderId, Fill, OrderKind, SelfTradePolicy,
+    };
+    let Some(base) = base_url() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let conditional = |order_id, trigger, trigger_price_ticks| AcceptedConditional {
+        order_id,
+        portfolio_id: 1,
+        symbol_id: 0,
+        side: Side::Sell,
+        kind: OrderKind::Market,
+        price_ticks: 0,
+        qty_lots: 2,
+        time_in_force: TimeInForce::Ioc,
+        expire_at_ns: i64::MAX,
+        client_order_id: ClientOrderId::NONE,
+        self_trade_policy: SelfTradePolicy::Default,
+        trigger,
+        trigger_price_ticks,
+        trail_ticks: 0,
+        trail_bps: 0,
+        parent_order_id: 0,
+        oco_order_id: 0,
+        execute_at_ns: 0,
+        post_only: false,
+    };
+    let accepted = |order_id, kind, side, price_ticks, qty_lots| {
+        EventBody::OrderAccepted(AcceptedOrder {
+            order_id,
+            portfolio_id: 1,
+            symbol_id: 0,
+            side,
+            kind,
+            price_ticks,
+            qty_lots,
+            time_in_force: TimeInForce::Gtc,
+            expire_at_ns: i64::MAX,
+            client_order_id: ClientOrderId::NONE,
+            post_only: false,
+            self_trade_policy: SelfTradePolicy::Default,
+            reserved_cash_micros: 0,
+            reserved_lots: 0,
+        })
+    };
+    // `order_id` of portfolio 1 trades with the simulated market.
+    let fill = |trade_id, order_id, side, price_ticks, qty_lots| {
+        EventBody::Fill(Fill {
+            trade_id,
+            symbol_id: 0,
+            maker_order_id: order_id,
+            maker_portfolio_id: 1,
+            taker_order_id: 0,
+            taker_portfolio_id: simex_engine::NO_PORTFOLIO,
+            taker_side: side,
+            price_ticks,
+            qty_lots,
+            notional_micros: price_ticks * qty_lots,
+            maker_fee_micros: 0,
+            taker_fee_micros: 0,
+        })
+    };
+    let triggered = |order_id, price_ticks, qty_lots| EventBody::OrderTriggered {
+        order_id,
+        portfolio_id: 1,
+        symbol_id: 0,
+        price_ticks,
+        qty_lots,
+    };
+    let exit = |order_id, trigger, price, oco_order_id| AcceptedConditional {
+        qty_lots: 0,
+        parent_order_id: 1,
+        oco_order_id,
+        kind: OrderKind::Limit,
+        price_ticks: price,
+        time_in_force: TimeInForce::Gtc,
+        ..conditional(order_id, trigger, price)
+    };
+    let bodies = [
+        EventBody::PortfolioCreated { portfolio_id: 1, cash_micros: 1_000_000_000 },
+        accepted(1, OrderKind::Limit, Side::Buy, 10_200, 4),
+        EventBody::ConditionalAccepted(exit(2, TriggerKind::TakeProfit, 10_400, 0)),
+        EventBody::ConditionalAccepted(exit(3, TriggerKind::Stop, 9_800, 2)),
+        EventBody::ConditionalAccepted(AcceptedConditional {
+            trail_bps: 150,
+            ..conditional(4, TriggerKind::TrailingStop, 10_000)
+        }),
+        fill(1, 1, Side::Sell, 10_200, 1),
+        EventBody::ReferencePriceSet { symbol_id: 0, price_ticks: 10_301 },
+        EventBody::ConditionalAccepted(AcceptedConditional {
+            trail_ticks: 50,
+            ..conditional(5, TriggerKind::TrailingStop, 10_301)
+        }),
+        triggered(4, 10_140, 2),
+        accepted(4, OrderKind::Market, Side::Sell, 9_000, 2),
+        EventBody::ReferenceTradePrinted { symbol_id: 0, price_ticks: 10_500, qty_lots: 1 },
+        fill(2, 1, Side::Sell, 10_200, 3),
+        triggered(2, 10_400, 4),
+        accepted(2, OrderKind::Limit, Side::Sell, 10_400, 4),
+        EventBody::OrderCancelled {
+            order_id: 3,
+            portfolio_id: 1,
+            symbol_id: 0,
+            qty_lots: 4,
+            reason: CancelReason::Linked,
+        },
+        fill(3, 2, Side::Buy, 10_400, 4),
+        EventBody::ReferenceTradePrinted { symbol_id: 0, price_ticks: 10_600, qty_lots: 1 },
+        // A second bracket whose exit still waits at the end, grown by two fills.
+        accepted(6, OrderKind::Limit, Side::Buy, 10_200, 3),
+        EventBody::ConditionalAccepted(AcceptedConditional {
+            parent_order_id: 6,
+            ..exit(7, TriggerKind::Stop, 9_700, 0)
+        }),
+        fill(4, 6, Side::Sell, 10_200, 1),
+        fill(5, 6, Side::Sell, 10_200, 1),
+    ];
+    let events: Vec<Event> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(index, body)| Event { seq: index as u64 + 1, timestamp_ns: 1_000 + index as i64, body })
+        .collect();
+    let mut model = ReadModel::default();
+    for event in &events {
+        model.apply(0, event);
+    }
+    let expected: Vec<String> = (1..=7)
+        .map(|id| {
+            let r = model.order(id).unwrap();
+            format!(
+                "{id} {} {} {} {} {} {} {} {} {:?} {}",
+                r.qty_lots,
+                r.open_lots,
+                r.filled_lots,
+                r.state.as_str(),
+                r.trigger_price_ticks,
+                r.trail_best_ticks,
+                r.oco_order_id,
+                r.price_ticks,
+                r.triggered,
+                r.updated_ns
+            )
+        })
+        .collect();
+    assert_eq!(model.order(2).unwrap().state.as_str(), "filled");
+    assert_eq!(model.order(5).unwrap().trail_best_ticks, 10_600);
+    assert_eq!((model.order(7).unwrap().state.as_str(), model.order(7).unwrap().qty_lots), ("waiting_trigger", 2));
+
+    let url = fresh_database(&base, "cut");
+    block_on(async {
+        let mut client = store::connect(&url).await.unwrap();
+        for cut in 1..events.len() {
+            client.batch_execute("TRUNCATE orders, fills, portfolios, positions, projection_offsets").await.unwrap();
+            for part in [&events[..cut], &events[cut..]] {
+                let mut batch = Batch::default();
+                for event in part {
+                    batch.add(0, 1, event).unwrap();
+                }
+                store::write_batch(&mut client, &batch, None).await.unwrap();
+                let before = part[0].seq as i64 - 1;
+                client.execute("UPDATE projection_offsets SET last_seq = $1", &[&before]).await.unwrap();
+                store::write_batch(&mut client, &batch, None).await.unwrap();
+            }
+            let rows = client
+                .query(
+                    "SELECT order_id, qty_lots, open_lots, filled_lots, status, trigger_price_ticks, trail_best_ticks,
+                            oco_order_id, price_ticks, triggered_at_ns, triggered_price_ticks, updated_at_ns
+                     FROM orders ORDER BY order_id",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let found: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    let triggered = r.get::<_, Option<i64>>(9).zip(r.get::<_, Option<i64>>(10));
+                    format!(
+                        "{} {} {} {} {} {} {} {} {} {:?} {}",
+                        r.get::<_, i64>(0),
+                        r.get::<_, i64>(1),
+                        r.get::<_, i64>(2),
+                        r.get::<_, i64>(3),
+                        r.get::<_, &str>(4),
+                        r.get::<_, i64>(5),
+                        r.get::<_, i64>(6),
+                        r.get::<_, i64>(7),
+                        r.get::<_, i64>(8),
+                        triggered,
+                        r.get::<_, i64>(11)
+                    )
+                })
+                .collect();
+            assert_eq!(found, expected, "cut after {cut} events");
+        }
+    });
+}
