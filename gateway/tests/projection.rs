@@ -1208,3 +1208,55 @@ fn conditional_orders_cut_at_every_batch_boundary_fold_as_the_read_model() {
         }
     });
 }
+
+/// A database at schema version 2 with an order in it migrates to version 3: the order stays a
+/// plain order (not conditional, never triggered), with the columns the history reader asks for.
+#[test]
+fn a_database_at_version_2_migrates_keeping_its_orders_plain() {
+    let Some(base) = base_url() else { return };
+    let url = fresh_database(&base, "migrate3");
+    block_on(async {
+        let mut client = connect(&url).await;
+        let transaction = client.transaction().await.unwrap();
+        transaction
+            .batch_execute(
+                "CREATE TABLE schema_migrations (version INT4 PRIMARY KEY, name TEXT NOT NULL,
+                                                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )
+            .await
+            .unwrap();
+        for &(version, name, sql) in simex::projection::schema::MIGRATIONS.iter().filter(|m| m.0 <= 2) {
+            transaction.batch_execute(sql).await.unwrap();
+            transaction
+                .execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[&version, &name])
+                .await
+                .unwrap();
+        }
+        transaction
+            .batch_execute(
+                "INSERT INTO orders VALUES (9, 1, 0, 'buy', 'limit', 'gtc', 15000, 3, 3, 0, 'open', NULL, NULL,
+                                            9223372036854775807, 5, 5, 0, 12, 12)",
+            )
+            .await
+            .unwrap();
+        transaction.commit().await.unwrap();
+        drop(client);
+        let client = store::connect(&url).await.unwrap();
+        let version: i32 = client.query_one("SELECT MAX(version) FROM schema_migrations", &[]).await.unwrap().get(0);
+        assert_eq!(version, simex::projection::schema::MIGRATIONS.last().unwrap().0);
+        let row = client
+            .query_one(
+                "SELECT trigger_kind, trigger_price_ticks, trail_best_ticks, parent_order_id, oco_order_id,
+                        triggered_at_ns, grown_seq, status FROM orders WHERE order_id = 9",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, &str>(0), "none");
+        assert_eq!(
+            (row.get::<_, i64>(1), row.get::<_, i64>(2), row.get::<_, i64>(3), row.get::<_, i64>(4)),
+            (0, 0, 0, 0)
+        );
+        assert_eq!((row.get::<_, Option<i64>>(5), row.get::<_, i64>(6), row.get::<_, &str>(7)), (None, 0, "open"));
+    });
+}

@@ -170,7 +170,7 @@ const GROW_EXITS: &str = "
         JOIN orders e ON e.parent_order_id = f.entry_id
         LEFT JOIN stage_order_updates u ON u.order_id = e.order_id
         LEFT JOIN stage_orders n ON n.order_id = e.order_id
-        WHERE f.entry_id <> 0 AND e.status = 'waiting_trigger' AND f.seq > e.grown_seq
+        WHERE f.entry_id <> 0 AND e.parent_order_id <> 0 AND e.status = 'waiting_trigger' AND f.seq > e.grown_seq
           AND f.seq < {waiting_until}
         GROUP BY e.order_id
     ) g
