@@ -1214,6 +1214,7 @@ fn conditional_orders_cut_at_every_batch_boundary_fold_as_the_read_model() {
 #[test]
 fn a_database_at_version_2_migrates_keeping_its_orders_plain() {
     let Some(base) = base_url() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let url = fresh_database(&base, "migrate3");
     block_on(async {
         let mut client = connect(&url).await;
