@@ -105,7 +105,8 @@ pub struct OrderRow {
 /// Status of a conditional order waiting for its trigger.
 pub const WAITING_TRIGGER: &str = "waiting_trigger";
 
-/// A trade price of a batch that moves no row of the batch by itself (fills carry their own).
+/// A `ReferencePriceSet` or `ReferenceTradePrinted` of the batch: with the batch's fills, the trade
+/// prices that move waiting trailing stops of earlier batches (`store::TRAIL_STOPS`). Not a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReferencePriceRow {
     pub symbol_id: i32,
