@@ -12,13 +12,14 @@
 //! them the tests say so and pass, unless `CI=true` or `SIMEX_REQUIRE_PG=1`, when they fail.
 
 use simex::auth::{hash_password, AccountRecord, AccountStore, NewUser, PortfolioEntry};
+use simex::history::ReadModel;
 use simex::projection::batch::{order_status, Batch};
 use simex::projection::{self, store, ProjectionConfig, ProjectionHandle};
 use simex::runtime::{Durability, JournalSettings, Runtime, RuntimeConfig, Submitter};
 use simex_engine::codec::decode_event;
-use simex_engine::{CommandBody, Event, EventBody, InstrumentTable, NewOrder, OrderId, Side, TimeInForce};
+use simex_engine::{CommandBody, Event, EventBody, InstrumentTable, NewOrder, OrderId, Side, TimeInForce, TriggerKind};
 use simex_journal::JournalReader;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -153,6 +154,24 @@ impl Venue {
             let offset = (step * 7919 % 40) as i64 - 20;
             let portfolio_id = 1 + (step % 3) as u32;
             let command = match step % 11 {
+                // Conditional orders: trailing stops (by ticks and by basis points), stops and
+                // brackets, whose exits grow with their entry's fills and are linked to each other.
+                10 if step % 4 == 0 => CommandBody::NewOrder(
+                    NewOrder::market(2 + (step % 2) as u32, symbol_id, Side::Sell, lots).trailing_ticks(5),
+                ),
+                10 if step % 4 == 1 => CommandBody::NewOrder(
+                    NewOrder::market(2 + (step % 2) as u32, symbol_id, Side::Buy, lots).trailing_bps(3),
+                ),
+                10 if step % 4 == 2 => CommandBody::NewOrder(
+                    NewOrder::market(2 + (step % 2) as u32, symbol_id, Side::Sell, lots)
+                        .triggered_at(TriggerKind::Stop, base + 10),
+                ),
+                10 => CommandBody::NewBracket {
+                    entry: NewOrder::limit(2 + (step % 2) as u32, symbol_id, Side::Buy, base + 45, lots * 3),
+                    take_profit_price_ticks: base + 30,
+                    stop_loss_trigger_ticks: base + 5,
+                    stop_loss_limit_ticks: 0,
+                },
                 0 if !self.resting.is_empty() => {
                     let order_id = self.resting.swap_remove((step as usize / 11) % self.resting.len());
                     CommandBody::Cancel { portfolio_id: 1, order_id }
@@ -252,6 +271,8 @@ struct ExpectedOrder {
     shard: u32,
     accepted_seq: u64,
     last_seq: u64,
+    waiting: bool,
+    parent_order_id: u64,
 }
 
 fn name<T: serde::Serialize>(value: T) -> String {
@@ -269,9 +290,10 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
     // (portfolio, symbol) -> [net, bought, sold, bought notional, sold notional, fees, at, last seq]
     let mut positions: BTreeMap<(u32, u16), [i64; 8]> = BTreeMap::new();
     let mut offsets: BTreeMap<u32, u64> = BTreeMap::new();
-    // Conditional orders waiting for their trigger: no order row until they fire.
-    let mut waiting: BTreeSet<u64> = BTreeSet::new();
+    // The conditional columns that follow prices (trailing stops) are the read model's.
+    let mut model = ReadModel::default();
     for &(shard, event) in events {
+        model.apply(shard as u16, &event);
         let (seq, at) = (event.seq, event.timestamp_ns);
         offsets.insert(shard, seq);
         match event.body {
@@ -286,6 +308,18 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                 (!client_order_id.is_none()).then(|| client_order_id.as_text().to_string()),
                 name(reason)
             )),
+            EventBody::OrderAccepted(o) if orders.contains_key(&o.order_id) => {
+                // A conditional order that fired: the same row becomes a book order.
+                let order = orders.get_mut(&o.order_id).unwrap();
+                order.kind = name(o.kind);
+                order.tif = name(o.time_in_force);
+                order.price_ticks = o.price_ticks;
+                order.qty_lots = o.qty_lots;
+                order.open_lots = o.qty_lots;
+                order.waiting = false;
+                order.updated_at_ns = at;
+                order.last_seq = seq;
+            }
             EventBody::OrderAccepted(o) => {
                 orders.insert(
                     o.order_id,
@@ -308,6 +342,8 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                         shard,
                         accepted_seq: seq,
                         last_seq: seq,
+                        waiting: false,
+                        parent_order_id: 0,
                     },
                 );
             }
@@ -334,6 +370,11 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                     order.filled_lots += f.qty_lots;
                     order.updated_at_ns = at;
                     order.last_seq = seq;
+                    // A bracket entry's fill grows its waiting exits.
+                    for exit in orders.values_mut().filter(|e| e.waiting && e.parent_order_id == order_id) {
+                        exit.qty_lots += f.qty_lots;
+                        exit.open_lots += f.qty_lots;
+                    }
                 }
                 let (buyer, seller) = match f.taker_side {
                     Side::Buy => (f.taker_portfolio_id, f.maker_portfolio_id),
@@ -362,12 +403,42 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                 touch(f.taker_portfolio_id, &|p| p[5] += f.taker_fee_micros);
             }
             EventBody::ConditionalAccepted(c) => {
-                waiting.insert(c.order_id);
+                orders.insert(
+                    c.order_id,
+                    ExpectedOrder {
+                        portfolio_id: c.portfolio_id,
+                        symbol_id: c.symbol_id,
+                        side: name(c.side),
+                        kind: name(c.kind),
+                        tif: name(c.time_in_force),
+                        price_ticks: c.price_ticks,
+                        qty_lots: c.qty_lots,
+                        open_lots: c.qty_lots,
+                        filled_lots: 0,
+                        cancel_reason: None,
+                        client_order_id: (!c.client_order_id.is_none())
+                            .then(|| c.client_order_id.as_text().to_string()),
+                        expire_at_ns: c.expire_at_ns,
+                        accepted_at_ns: at,
+                        updated_at_ns: at,
+                        shard,
+                        accepted_seq: seq,
+                        last_seq: seq,
+                        waiting: true,
+                        parent_order_id: c.parent_order_id,
+                    },
+                );
+                if let Some(peer) = orders.get_mut(&c.oco_order_id) {
+                    peer.last_seq = seq;
+                }
             }
-            EventBody::OrderTriggered { order_id, .. } => {
-                waiting.remove(&order_id);
+            EventBody::OrderTriggered { order_id, qty_lots, .. } => {
+                let order = orders.get_mut(&order_id).expect("a trigger of a known order");
+                order.qty_lots = qty_lots;
+                order.open_lots = qty_lots;
+                order.updated_at_ns = at;
+                order.last_seq = seq;
             }
-            EventBody::OrderCancelled { order_id, .. } if waiting.remove(&order_id) => {}
             EventBody::OrderCancelled { order_id, reason, .. } => {
                 let order = orders.get_mut(&order_id).expect("a cancel of a known order");
                 order.open_lots = 0;
@@ -393,9 +464,12 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
     let orders = orders
         .iter()
         .map(|(id, o)| {
-            let status = order_status(o.cancel_reason.is_some(), o.open_lots, o.filled_lots);
+            let status = order_status(o.waiting, o.cancel_reason.is_some(), o.open_lots, o.filled_lots);
+            let r = model.order(*id).expect("the read model has every order");
+            let triggered_at = r.triggered.map(|t| t.0.to_string());
+            let triggered_price = r.triggered.map(|t| t.1.to_string());
             format!(
-                "{id} {} {} {} {} {} {} {} {} {} {status} {:?} {:?} {} {} {} {} {} {}",
+                "{id} {} {} {} {} {} {} {} {} {} {status} {:?} {:?} {} {} {} {} {} {} {} {} {} {} {} {} {} {:?} {:?}",
                 o.portfolio_id,
                 o.symbol_id,
                 o.side,
@@ -412,7 +486,16 @@ fn expected_tables(events: &[(u32, Event)]) -> Tables {
                 o.updated_at_ns,
                 o.shard,
                 o.accepted_seq,
-                o.last_seq
+                o.last_seq,
+                name(r.trigger),
+                r.trigger_price_ticks,
+                r.trail_ticks,
+                r.trail_bps,
+                r.trail_best_ticks,
+                o.parent_order_id,
+                r.oco_order_id,
+                triggered_at,
+                triggered_price
             )
         })
         .collect();
@@ -462,7 +545,16 @@ fn database_tables(url: &str) -> Tables {
             ),
             ("fills", "SELECT * FROM fills", &[]),
             ("rejections", "SELECT * FROM rejections", &[4]),
-            ("orders", "SELECT * FROM orders", &[11, 12]),
+            (
+                "orders",
+                "SELECT order_id, portfolio_id, symbol_id, side, kind, time_in_force, price_ticks, qty_lots,
+                        open_lots, filled_lots, status, cancel_reason, client_order_id, expire_at_ns,
+                        accepted_at_ns, updated_at_ns, shard, accepted_seq, last_seq, trigger_kind,
+                        trigger_price_ticks, trail_ticks, trail_bps, trail_best_ticks, parent_order_id,
+                        oco_order_id, triggered_at_ns::text, triggered_price_ticks::text
+                 FROM orders",
+                &[11, 12, 26, 27],
+            ),
             ("positions", "SELECT * FROM positions", &[]),
             ("projection_offsets", "SELECT shard, last_seq FROM projection_offsets", &[]),
         ];
@@ -680,6 +772,13 @@ fn projects_a_live_journal_exactly_and_reapplying_changes_nothing() {
     assert!(!expected["rejections"].is_empty() && !expected["cash_adjustments"].is_empty());
     assert!(expected["orders"].iter().any(|o| o.contains(" cancelled ")));
     assert!(expected["orders"].iter().any(|o| o.contains(" filled ")));
+    // Conditional orders: some wait, trailing stops and bracket exits, some fired (the row ends
+    // with the trigger's time and price).
+    let orders = &expected["orders"];
+    for what in [" waiting_trigger ", " trailing_stop ", " take_profit "] {
+        assert!(orders.iter().any(|o| o.contains(what)), "an order row with {what:?}");
+    }
+    assert!(orders.iter().any(|o| o.ends_with("\")") && !o.contains(" none ")), "a conditional order fired");
 
     // The last snapshot of positions is a copy of positions.
     let (snapshot, positions) = block_on(async {
@@ -744,6 +843,34 @@ fn a_batch_written_twice_is_refused_and_with_offsets_lost_changes_nothing() {
         assert!(matches!(again, Err(store::StoreError::Fenced { .. })), "{again:?}");
         client.batch_execute("DELETE FROM projection_offsets").await.unwrap();
         store::write_batch(&mut client, &batch, None).await.unwrap();
+    });
+    assert_database_matches_journal(&url, &journal);
+
+    // In batches of a few records (so conditional orders are accepted, grow, trail, fire and
+    // become book orders across batches, a batch ending between a trigger and its acceptance),
+    // each written twice with the offsets lost in between: still exactly the journal.
+    let url = fresh_database(&base, "twice_small");
+    block_on(async {
+        let mut client = store::connect(&url).await.unwrap();
+        for (index, chunk) in events.chunks(3).enumerate() {
+            let mut batch = Batch::default();
+            for (shard, event) in chunk {
+                batch.add(*shard, 7, event).unwrap();
+            }
+            store::write_batch(&mut client, &batch, None).await.unwrap();
+            // The offsets of the batch's shards go back to where they stood before it.
+            for (&shard, range) in &batch.shards {
+                let before = range.first_seq as i64 - 1;
+                client
+                    .execute(
+                        "UPDATE projection_offsets SET last_seq = $2 WHERE shard = $1",
+                        &[&(shard as i32), &before],
+                    )
+                    .await
+                    .unwrap();
+            }
+            store::write_batch(&mut client, &batch, None).await.unwrap_or_else(|e| panic!("batch {index}: {e}"));
+        }
     });
     assert_database_matches_journal(&url, &journal);
     let _ = std::fs::remove_dir_all(&journal);
@@ -878,4 +1005,263 @@ fn a_killed_projector_resumes_exactly() {
     assert!(at_kill > 0);
     assert_database_matches_journal(&url, &journal);
     let _ = std::fs::remove_dir_all(&journal);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditional orders cut at every batch boundary
+// ---------------------------------------------------------------------------------------------
+
+/// A bracket whose entry fills in two parts, a trailing stop that fires (a later price must not
+/// move it) and one that keeps trailing, an exit that fires and fills while its peer is
+/// cancelled `linked`, an exit still waiting after its entry's fills: the orders' rows are the read model's records whatever two batches the
+/// events are cut into, each batch written twice.
+#[test]
+fn conditional_orders_cut_at_every_batch_boundary_fold_as_the_read_model() {
+    use simex_engine::{
+        AcceptedConditional, AcceptedOrder, CancelReason, ClientOrderId, Fill, OrderKind, SelfTradePolicy,
+    };
+    let Some(base) = base_url() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let conditional = |order_id, trigger, trigger_price_ticks| AcceptedConditional {
+        order_id,
+        portfolio_id: 1,
+        symbol_id: 0,
+        side: Side::Sell,
+        kind: OrderKind::Market,
+        price_ticks: 0,
+        qty_lots: 2,
+        time_in_force: TimeInForce::Ioc,
+        expire_at_ns: i64::MAX,
+        client_order_id: ClientOrderId::NONE,
+        self_trade_policy: SelfTradePolicy::Default,
+        trigger,
+        trigger_price_ticks,
+        trail_ticks: 0,
+        trail_bps: 0,
+        parent_order_id: 0,
+        oco_order_id: 0,
+        execute_at_ns: 0,
+        post_only: false,
+    };
+    let accepted = |order_id, kind, side, price_ticks, qty_lots| {
+        EventBody::OrderAccepted(AcceptedOrder {
+            order_id,
+            portfolio_id: 1,
+            symbol_id: 0,
+            side,
+            kind,
+            price_ticks,
+            qty_lots,
+            time_in_force: TimeInForce::Gtc,
+            expire_at_ns: i64::MAX,
+            client_order_id: ClientOrderId::NONE,
+            post_only: false,
+            self_trade_policy: SelfTradePolicy::Default,
+            reserved_cash_micros: 0,
+            reserved_lots: 0,
+        })
+    };
+    // `order_id` of portfolio 1 trades with the simulated market.
+    let fill = |trade_id, order_id, side, price_ticks, qty_lots| {
+        EventBody::Fill(Fill {
+            trade_id,
+            symbol_id: 0,
+            maker_order_id: order_id,
+            maker_portfolio_id: 1,
+            taker_order_id: 0,
+            taker_portfolio_id: simex_engine::NO_PORTFOLIO,
+            taker_side: side,
+            price_ticks,
+            qty_lots,
+            notional_micros: price_ticks * qty_lots,
+            maker_fee_micros: 0,
+            taker_fee_micros: 0,
+        })
+    };
+    let triggered = |order_id, price_ticks, qty_lots| EventBody::OrderTriggered {
+        order_id,
+        portfolio_id: 1,
+        symbol_id: 0,
+        price_ticks,
+        qty_lots,
+    };
+    let exit = |order_id, trigger, price, oco_order_id| AcceptedConditional {
+        qty_lots: 0,
+        parent_order_id: 1,
+        oco_order_id,
+        kind: OrderKind::Limit,
+        price_ticks: price,
+        time_in_force: TimeInForce::Gtc,
+        ..conditional(order_id, trigger, price)
+    };
+    let bodies = [
+        EventBody::PortfolioCreated { portfolio_id: 1, cash_micros: 1_000_000_000 },
+        accepted(1, OrderKind::Limit, Side::Buy, 10_200, 4),
+        EventBody::ConditionalAccepted(exit(2, TriggerKind::TakeProfit, 10_400, 0)),
+        EventBody::ConditionalAccepted(exit(3, TriggerKind::Stop, 9_800, 2)),
+        EventBody::ConditionalAccepted(AcceptedConditional {
+            trail_bps: 150,
+            ..conditional(4, TriggerKind::TrailingStop, 10_000)
+        }),
+        fill(1, 1, Side::Sell, 10_200, 1),
+        EventBody::ReferencePriceSet { symbol_id: 0, price_ticks: 10_301 },
+        EventBody::ConditionalAccepted(AcceptedConditional {
+            trail_ticks: 50,
+            ..conditional(5, TriggerKind::TrailingStop, 10_301)
+        }),
+        triggered(4, 10_140, 2),
+        accepted(4, OrderKind::Market, Side::Sell, 9_000, 2),
+        EventBody::ReferenceTradePrinted { symbol_id: 0, price_ticks: 10_500, qty_lots: 1 },
+        fill(2, 1, Side::Sell, 10_200, 3),
+        triggered(2, 10_400, 4),
+        accepted(2, OrderKind::Limit, Side::Sell, 10_400, 4),
+        EventBody::OrderCancelled {
+            order_id: 3,
+            portfolio_id: 1,
+            symbol_id: 0,
+            qty_lots: 4,
+            reason: CancelReason::Linked,
+        },
+        fill(3, 2, Side::Buy, 10_400, 4),
+        EventBody::ReferenceTradePrinted { symbol_id: 0, price_ticks: 10_600, qty_lots: 1 },
+        // A second bracket whose exit still waits at the end, grown by two fills.
+        accepted(6, OrderKind::Limit, Side::Buy, 10_200, 3),
+        EventBody::ConditionalAccepted(AcceptedConditional {
+            parent_order_id: 6,
+            ..exit(7, TriggerKind::Stop, 9_700, 0)
+        }),
+        fill(4, 6, Side::Sell, 10_200, 1),
+        fill(5, 6, Side::Sell, 10_200, 1),
+    ];
+    let events: Vec<Event> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(index, body)| Event { seq: index as u64 + 1, timestamp_ns: 1_000 + index as i64, body })
+        .collect();
+    let mut model = ReadModel::default();
+    for event in &events {
+        model.apply(0, event);
+    }
+    let expected: Vec<String> = (1..=7)
+        .map(|id| {
+            let r = model.order(id).unwrap();
+            format!(
+                "{id} {} {} {} {} {} {} {} {} {:?} {}",
+                r.qty_lots,
+                r.open_lots,
+                r.filled_lots,
+                r.state.as_str(),
+                r.trigger_price_ticks,
+                r.trail_best_ticks,
+                r.oco_order_id,
+                r.price_ticks,
+                r.triggered,
+                r.updated_ns
+            )
+        })
+        .collect();
+    assert_eq!(model.order(2).unwrap().state.as_str(), "filled");
+    assert_eq!(model.order(5).unwrap().trail_best_ticks, 10_600);
+    assert_eq!((model.order(7).unwrap().state.as_str(), model.order(7).unwrap().qty_lots), ("waiting_trigger", 2));
+
+    let url = fresh_database(&base, "cut");
+    block_on(async {
+        let mut client = store::connect(&url).await.unwrap();
+        for cut in 1..events.len() {
+            client.batch_execute("TRUNCATE orders, fills, portfolios, positions, projection_offsets").await.unwrap();
+            for part in [&events[..cut], &events[cut..]] {
+                let mut batch = Batch::default();
+                for event in part {
+                    batch.add(0, 1, event).unwrap();
+                }
+                store::write_batch(&mut client, &batch, None).await.unwrap();
+                let before = part[0].seq as i64 - 1;
+                client.execute("UPDATE projection_offsets SET last_seq = $1", &[&before]).await.unwrap();
+                store::write_batch(&mut client, &batch, None).await.unwrap();
+            }
+            let rows = client
+                .query(
+                    "SELECT order_id, qty_lots, open_lots, filled_lots, status, trigger_price_ticks, trail_best_ticks,
+                            oco_order_id, price_ticks, triggered_at_ns, triggered_price_ticks, updated_at_ns
+                     FROM orders ORDER BY order_id",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let found: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    let triggered = r.get::<_, Option<i64>>(9).zip(r.get::<_, Option<i64>>(10));
+                    format!(
+                        "{} {} {} {} {} {} {} {} {} {:?} {}",
+                        r.get::<_, i64>(0),
+                        r.get::<_, i64>(1),
+                        r.get::<_, i64>(2),
+                        r.get::<_, i64>(3),
+                        r.get::<_, &str>(4),
+                        r.get::<_, i64>(5),
+                        r.get::<_, i64>(6),
+                        r.get::<_, i64>(7),
+                        r.get::<_, i64>(8),
+                        triggered,
+                        r.get::<_, i64>(11)
+                    )
+                })
+                .collect();
+            assert_eq!(found, expected, "cut after {cut} events");
+        }
+    });
+}
+
+/// A database at schema version 3 with an order in it migrates to version 4: the order stays a
+/// plain order (not conditional, never triggered), with the columns the history reader asks for.
+#[test]
+fn a_database_at_version_3_migrates_keeping_its_orders_plain() {
+    let Some(base) = base_url() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let url = fresh_database(&base, "migrate4");
+    block_on(async {
+        let mut client = connect(&url).await;
+        let transaction = client.transaction().await.unwrap();
+        transaction
+            .batch_execute(
+                "CREATE TABLE schema_migrations (version INT4 PRIMARY KEY, name TEXT NOT NULL,
+                                                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )
+            .await
+            .unwrap();
+        for &(version, name, sql) in simex::projection::schema::MIGRATIONS.iter().filter(|m| m.0 <= 3) {
+            transaction.batch_execute(sql).await.unwrap();
+            transaction
+                .execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[&version, &name])
+                .await
+                .unwrap();
+        }
+        transaction
+            .batch_execute(
+                "INSERT INTO orders VALUES (9, 1, 0, 'buy', 'limit', 'gtc', 15000, 3, 3, 0, 'open', NULL, NULL,
+                                            9223372036854775807, 5, 5, 0, 12, 12)",
+            )
+            .await
+            .unwrap();
+        transaction.commit().await.unwrap();
+        drop(client);
+        let client = store::connect(&url).await.unwrap();
+        let version: i32 = client.query_one("SELECT MAX(version) FROM schema_migrations", &[]).await.unwrap().get(0);
+        assert_eq!(version, simex::projection::schema::MIGRATIONS.last().unwrap().0);
+        let row = client
+            .query_one(
+                "SELECT trigger_kind, trigger_price_ticks, trail_best_ticks, parent_order_id, oco_order_id,
+                        triggered_at_ns, grown_seq, status FROM orders WHERE order_id = 9",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, &str>(0), "none");
+        assert_eq!(
+            (row.get::<_, i64>(1), row.get::<_, i64>(2), row.get::<_, i64>(3), row.get::<_, i64>(4)),
+            (0, 0, 0, 0)
+        );
+        assert_eq!((row.get::<_, Option<i64>>(5), row.get::<_, i64>(6), row.get::<_, &str>(7)), (None, 0, "open"));
+    });
 }

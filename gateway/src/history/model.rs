@@ -22,7 +22,7 @@ use simex_engine::{
     AcceptedConditional, AcceptedOrder, CancelReason, ClientOrderId, Event, EventBody, Fill, OrderId, OrderKind,
     PortfolioId, Position, Side, SymbolId, TimeInForce, TriggerKind, BASIS_POINTS_PER_UNIT,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrderState {
@@ -169,8 +169,6 @@ pub struct ReadModel {
     trailing_by_symbol: HashMap<SymbolId, Vec<OrderId>>,
     portfolio_id_max: PortfolioId,
     last_seq_by_shard: HashMap<u16, u64>,
-    /// Portfolios that have had a conditional (or delayed) order.
-    conditional_portfolios: HashSet<PortfolioId>,
     /// The last sequence per shard of an event that changes some portfolio's history (not market
     /// data, halts or risk limits): how far another history store must have come to answer alike.
     last_history_seq_by_shard: HashMap<u16, u64>,
@@ -352,12 +350,6 @@ impl ReadModel {
         }
         self.orders.insert(order.order_id, record);
         self.orders_by_portfolio.entry(order.portfolio_id).or_default().push(order.order_id);
-        self.conditional_portfolios.insert(order.portfolio_id);
-    }
-
-    /// Whether a portfolio has ever had a conditional (or delayed) order.
-    pub fn has_had_conditional_orders(&self, portfolio_id: PortfolioId) -> bool {
-        self.conditional_portfolios.contains(&portfolio_id)
     }
 
     /// A trade price moves the best price of the symbol's waiting trailing stops.

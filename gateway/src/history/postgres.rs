@@ -23,16 +23,16 @@
 //! model's order is the order events arrived in, which PostgreSQL orders by venue time.
 //!
 //! # Conditional orders
-//! The projection does not carry conditional orders' trigger fields, links and waiting state (it
-//! projects a conditional order once it fires, as the book order it becomes). So the orders of a
-//! portfolio that has ever had a conditional (or delayed) order are answered by the journal-backed
-//! store, and so is one order that is conditional; trades, which the projection holds whole, still
-//! come from PostgreSQL.
+//! The projection holds conditional (and delayed) orders from their acceptance, with their trigger
+//! fields, links, waiting state and trigger, folded as the read model folds them (see
+//! `projection::batch`), so they are read like any other order: a row in status `waiting_trigger`
+//! is [`OrderState::WaitingTrigger`] until its `OrderAccepted` makes it a book order.
 
 use super::model::{OrderRecord, OrderState, TradeRecord};
 use super::{HistoryStore, MemoryHistory, OrderFilter, TradePage};
+use crate::projection::batch::WAITING_TRIGGER;
 use crate::projection::lag::LagCell;
-use simex_engine::{CancelReason, ClientOrderId, OrderId, OrderKind, PortfolioId, Side, TimeInForce};
+use simex_engine::{CancelReason, ClientOrderId, OrderId, OrderKind, PortfolioId, Side, TimeInForce, TriggerKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -177,9 +177,6 @@ impl PgHistory {
 
     /// [`HistoryStore::orders`], saying which store answered.
     pub fn orders_from(&self, portfolio_id: PortfolioId, filter: OrderFilter) -> (Vec<OrderRecord>, Answered) {
-        if self.memory.read().has_had_conditional_orders(portfolio_id) {
-            return (self.memory.orders(portfolio_id, filter), Answered::Memory);
-        }
         let portfolio = i64::from(portfolio_id);
         let rows = self.with_database(|client| {
             Box::pin(async move {
@@ -213,9 +210,6 @@ impl PgHistory {
     /// [`HistoryStore::order`], saying which store answered.
     pub fn order_from(&self, portfolio_id: PortfolioId, order_id: OrderId) -> (Option<OrderRecord>, Answered) {
         let Ok(order) = i64::try_from(order_id) else { return (None, Answered::Postgres) };
-        if self.memory.read().order(order_id).is_some_and(|o| o.trigger != simex_engine::TriggerKind::None) {
-            return (self.memory.order(portfolio_id, order_id), Answered::Memory);
-        }
         let portfolio = i64::from(portfolio_id);
         let rows = self.with_database(|client| {
             Box::pin(async move {
@@ -290,7 +284,9 @@ const ORDER_COLUMNS: &str = "
                        OR (f.taker_portfolio_id = o.portfolio_id AND f.taker_order_id = o.order_id))), 0)::INT8
                FROM order_replacements r WHERE r.order_id = o.order_id ORDER BY r.seq DESC LIMIT 1),
                qty_lots) AS qty_lots,
-           open_lots, filled_lots, time_in_force, client_order_id, cancel_reason, accepted_at_ns, updated_at_ns
+           open_lots, filled_lots, time_in_force, client_order_id, cancel_reason, accepted_at_ns, updated_at_ns, status,
+           trigger_kind, trigger_price_ticks, trail_ticks, trail_bps, trail_best_ticks, parent_order_id,
+           oco_order_id, triggered_at_ns, triggered_price_ticks
     FROM orders o";
 
 fn side(text: &str) -> Option<Side> {
@@ -341,10 +337,26 @@ fn order_record(row: &Row) -> Option<OrderRecord> {
         None => ClientOrderId::NONE,
     };
     let (qty_lots, open_lots, filled_lots): (i64, i64, i64) = (row.get(6), row.get(7), row.get(8));
-    // The read model's rules: a cancel (or expiry) decides the state; otherwise fills do.
+    let waiting = row.get::<_, &str>(14) == WAITING_TRIGGER;
+    let trigger = match row.get::<_, &str>(15) {
+        "none" => TriggerKind::None,
+        "stop" => TriggerKind::Stop,
+        "take_profit" => TriggerKind::TakeProfit,
+        "trailing_stop" => TriggerKind::TrailingStop,
+        "delayed" => TriggerKind::Delayed,
+        _ => return None,
+    };
+    let triggered = match (row.get::<_, Option<i64>>(22), row.get::<_, Option<i64>>(23)) {
+        (Some(at_ns), Some(price_ticks)) => Some((at_ns, price_ticks)),
+        _ => None,
+    };
+    // The read model's rules: a cancel (or expiry) decides the state; then whether the order
+    // still waits for its trigger; otherwise fills do. (The quantity after a replace is computed
+    // in `ORDER_COLUMNS` from `order_replacements`.)
     let state = match cancel_reason {
         Some(CancelReason::Expired) => OrderState::Expired,
         Some(_) => OrderState::Cancelled,
+        None if waiting => OrderState::WaitingTrigger,
         None if open_lots <= 0 => OrderState::Filled,
         None if filled_lots > 0 => OrderState::PartiallyFilled,
         None => OrderState::Open,
@@ -365,15 +377,18 @@ fn order_record(row: &Row) -> Option<OrderRecord> {
         cancel_reason,
         created_ns: row.get(12),
         updated_ns: row.get(13),
-        trigger: simex_engine::TriggerKind::None,
-        trigger_price_ticks: 0,
-        trail_ticks: 0,
-        trail_bps: 0,
-        trail_best_ticks: 0,
-        parent_order_id: 0,
-        oco_order_id: 0,
-        triggered: None,
-        resting: kind == OrderKind::Limit && time_in_force.rests(),
+        trigger,
+        trigger_price_ticks: row.get(16),
+        trail_ticks: row.get(17),
+        trail_bps: row.get(18),
+        trail_best_ticks: row.get(19),
+        parent_order_id: u64::try_from(row.get::<_, i64>(20)).ok()?,
+        oco_order_id: u64::try_from(row.get::<_, i64>(21)).ok()?,
+        triggered,
+        // A conditional order is in the book only once it fired.
+        resting: (trigger == TriggerKind::None || triggered.is_some())
+            && kind == OrderKind::Limit
+            && time_in_force.rests(),
     })
 }
 

@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("migrations/0001_initial.sql")),
     (2, "accounts", include_str!("migrations/0002_accounts.sql")),
     (3, "order_replacements", include_str!("migrations/0003_order_replacements.sql")),
+    (4, "conditional_orders", include_str!("migrations/0004_conditional_orders.sql")),
 ];
 
 /// Advisory lock key of the migration step ("simexmig" in ASCII).
@@ -88,6 +89,19 @@ pub const STAGING_TABLES: &str = "
         open_minus_lots INT8 NOT NULL,
         filled_lots    INT8 NOT NULL,
         cancel_reason  TEXT,
-        updated_at_ns  INT8 NOT NULL
+        updated_at_ns  INT8,
+        kind           TEXT,
+        time_in_force  TEXT,
+        qty_lots       INT8,
+        activated      BOOL NOT NULL,
+        oco_order_id   INT8,
+        triggered_at_ns INT8,
+        triggered_price_ticks INT8,
+        waiting_until_seq INT8
+    ) ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS stage_reference_prices (
+        symbol_id   INT4 NOT NULL,
+        seq         INT8 NOT NULL,
+        price_ticks INT8 NOT NULL
     ) ON COMMIT DELETE ROWS;
 ";

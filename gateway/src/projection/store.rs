@@ -7,6 +7,10 @@
 //! once: a batch that was already committed (say the commit went through but its answer was lost)
 //! or that another projector has overtaken is refused as [`StoreError::Fenced`], and the projector
 //! rereads the offsets and resumes after them.
+//!
+//! Bracket exits and trailing stops of earlier batches change with the batch's fills and prices
+//! rather than with events of their own; `GROW_EXITS` and `TRAIL_STOPS` do that with one
+//! statement each, before the batch's own order rows and updates are written.
 
 use super::batch::{Batch, OrderRow, ShardRange};
 use super::schema::{self, STAGING_TABLES};
@@ -69,6 +73,8 @@ pub async fn load_offsets(client: &Client) -> Result<BTreeMap<u32, Offset>, Stor
 /// The newest sequence of `shard` that any row records, and the newest time. Every projected event
 /// leaves its sequence in some row (an order's `last_seq` only grows), and batches commit whole, so
 /// the events after it that were committed produced no rows: resuming after it re-applies nothing.
+/// (A reference price leaves no sequence, but what it does, moving a trailing stop's best price,
+/// changes nothing when applied again.)
 const LAST_SEQ_IN_ROWS: &str = "
     SELECT GREATEST(
         (SELECT MAX(seq) FROM portfolios WHERE shard = $1),
@@ -106,20 +112,101 @@ pub async fn recover_offset(client: &Client, shard: u32, epoch: u64) -> Result<O
 /// status rule is `batch::order_status`.
 const APPLY_ORDER_UPDATES: &str = "
     UPDATE orders o SET
+        kind = COALESCE(u.kind, o.kind),
+        time_in_force = COALESCE(u.time_in_force, o.time_in_force),
         price_ticks = COALESCE(u.price_ticks, o.price_ticks),
+        qty_lots = COALESCE(u.qty_lots, o.qty_lots),
         open_lots = CASE WHEN u.cancel_reason IS NOT NULL THEN 0
                          ELSE COALESCE(u.open_base_lots, o.open_lots) - u.open_minus_lots END,
         filled_lots = o.filled_lots + u.filled_lots,
         cancel_reason = COALESCE(u.cancel_reason, o.cancel_reason),
         status = CASE
             WHEN COALESCE(u.cancel_reason, o.cancel_reason) IS NOT NULL THEN 'cancelled'
+            WHEN o.status = 'waiting_trigger' AND NOT u.activated THEN 'waiting_trigger'
             WHEN COALESCE(u.open_base_lots, o.open_lots) - u.open_minus_lots <= 0 THEN 'filled'
             WHEN o.filled_lots + u.filled_lots > 0 THEN 'partially_filled'
             ELSE 'open' END,
-        updated_at_ns = u.updated_at_ns,
+        oco_order_id = COALESCE(u.oco_order_id, o.oco_order_id),
+        triggered_at_ns = COALESCE(u.triggered_at_ns, o.triggered_at_ns),
+        triggered_price_ticks = COALESCE(u.triggered_price_ticks, o.triggered_price_ticks),
+        updated_at_ns = COALESCE(u.updated_at_ns, o.updated_at_ns),
         last_seq = u.last_seq
     FROM stage_order_updates u
     WHERE o.order_id = u.order_id AND o.last_seq < u.first_seq";
+
+/// New order rows. A row whose id is already there is either this batch applied again (the stored
+/// row has seen the batch: `last_seq` is not older) or the `OrderAccepted` of a conditional order
+/// whose trigger an earlier batch saw: the waiting row becomes the book order, keeping its
+/// acceptance, client id and trigger fields (as the read model keeps them).
+const INSERT_ORDERS: &str = "
+    INSERT INTO orders SELECT * FROM stage_orders
+    ON CONFLICT (order_id) DO UPDATE SET
+        kind = excluded.kind,
+        time_in_force = excluded.time_in_force,
+        price_ticks = excluded.price_ticks,
+        qty_lots = excluded.qty_lots,
+        open_lots = excluded.open_lots,
+        filled_lots = excluded.filled_lots,
+        status = excluded.status,
+        cancel_reason = excluded.cancel_reason,
+        oco_order_id = CASE WHEN excluded.oco_order_id <> 0 THEN excluded.oco_order_id ELSE orders.oco_order_id END,
+        updated_at_ns = excluded.updated_at_ns,
+        last_seq = excluded.last_seq
+    WHERE orders.last_seq < excluded.accepted_seq AND orders.status = 'waiting_trigger'";
+
+/// Where an order of an earlier batch stopped waiting in this one: its update's first activation
+/// or cancel, else the `OrderAccepted` of a new row with its id (a trigger seen by an earlier
+/// batch), else never. Used by [`GROW_EXITS`] and [`TRAIL_STOPS`] as `{waiting_until}`.
+const WAITING_UNTIL: &str = "COALESCE(u.waiting_until_seq, n.accepted_seq, 9223372036854775807)";
+
+/// Each fill of a bracket entry adds its quantity to the entry's exits of earlier batches that
+/// wait at the time of the fill; `grown_seq` (the newest fill counted) keeps a fill from counting
+/// twice. Runs before the batch's order rows and updates are written.
+const GROW_EXITS: &str = "
+    UPDATE orders o SET qty_lots = o.qty_lots + g.lots, open_lots = o.open_lots + g.lots, grown_seq = g.last_seq
+    FROM (
+        SELECT e.order_id, SUM(f.qty_lots) AS lots, MAX(f.seq) AS last_seq
+        FROM (SELECT seq, maker_order_id AS entry_id, qty_lots FROM stage_fills
+              UNION ALL
+              SELECT seq, taker_order_id, qty_lots FROM stage_fills) f
+        JOIN orders e ON e.parent_order_id = f.entry_id
+        LEFT JOIN stage_order_updates u ON u.order_id = e.order_id
+        LEFT JOIN stage_orders n ON n.order_id = e.order_id
+        WHERE f.entry_id <> 0 AND e.parent_order_id <> 0 AND e.status = 'waiting_trigger' AND f.seq > e.grown_seq
+          AND f.seq < {waiting_until}
+        GROUP BY e.order_id
+    ) g
+    WHERE o.order_id = g.order_id";
+
+/// Trade prices of the batch move the best price of waiting trailing stops of earlier batches
+/// (the highest for a sell, the lowest for a buy, while they wait), and their stop price with it:
+/// `batch::trail_stop_ticks` in SQL, basis points rounded up to a whole tick. The best price only
+/// moves one way, so applying it twice changes nothing. Runs before the batch's updates.
+const TRAIL_STOPS: &str = "
+    UPDATE orders o SET
+        trail_best_ticks = r.best,
+        trigger_price_ticks = LEAST(GREATEST(
+            CASE WHEN o.side = 'sell' THEN r.best::numeric - r.offset_ticks ELSE r.best::numeric + r.offset_ticks END,
+            -9223372036854775808), 9223372036854775807)::int8
+    FROM (
+        SELECT t.order_id,
+               CASE WHEN t.side = 'sell' THEN MAX(p.price_ticks) ELSE MIN(p.price_ticks) END AS best,
+               CASE WHEN t.trail_bps > 0
+                    THEN LEAST(div((CASE WHEN t.side = 'sell' THEN MAX(p.price_ticks) ELSE MIN(p.price_ticks) END)::numeric
+                                   * t.trail_bps + ({bps} - 1), {bps}), 9223372036854775807)
+                    ELSE t.trail_ticks END AS offset_ticks
+        FROM (SELECT symbol_id, seq, price_ticks FROM stage_fills
+              UNION ALL
+              SELECT symbol_id, seq, price_ticks FROM stage_reference_prices) p
+        JOIN orders t ON t.symbol_id = p.symbol_id AND t.trigger_kind = 'trailing_stop'
+                     AND t.status = 'waiting_trigger'
+        LEFT JOIN stage_order_updates u ON u.order_id = t.order_id
+        LEFT JOIN stage_orders n ON n.order_id = t.order_id
+        WHERE p.seq > t.accepted_seq AND p.seq < {waiting_until}
+        GROUP BY t.order_id, t.side, t.trail_bps, t.trail_ticks
+    ) r
+    WHERE o.order_id = r.order_id
+      AND CASE WHEN o.side = 'sell' THEN r.best > o.trail_best_ticks ELSE r.best < o.trail_best_ticks END";
 
 const APPLY_POSITIONS: &str = "
     INSERT INTO positions
@@ -165,37 +252,13 @@ pub async fn write_batch(client: &mut Client, batch: &Batch, snapshot_at_ns: Opt
             .execute("INSERT INTO cash_adjustments SELECT * FROM stage_cash_adjustments ON CONFLICT DO NOTHING", &[])
             .await?;
     }
+    // Staging first: bracket exits and trailing stops of earlier batches are updated from the
+    // batch's fills and prices, up to where the batch's own order events end their waiting.
     if !batch.new_orders.is_empty() {
         copy_orders(&transaction, batch.new_orders.values()).await?;
-        transaction.execute("INSERT INTO orders SELECT * FROM stage_orders ON CONFLICT DO NOTHING", &[]).await?;
     }
     if !batch.order_updates.is_empty() {
-        let types = [
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::TEXT,
-            Type::INT8,
-        ];
-        let rows = batch.order_updates.values().map(|u| {
-            vec![
-                &u.order_id as &(dyn ToSql + Sync),
-                &u.first_seq,
-                &u.last_seq,
-                &u.price_ticks,
-                &u.open_base_lots,
-                &u.open_minus_lots,
-                &u.filled_lots,
-                &u.cancel_reason,
-                &u.updated_at_ns,
-            ]
-        });
-        copy_rows(&transaction, "stage_order_updates", &types, rows).await?;
-        transaction.execute(APPLY_ORDER_UPDATES, &[]).await?;
+        copy_order_updates(&transaction, batch).await?;
     }
     if !batch.fills.is_empty() {
         let types = [
@@ -235,6 +298,29 @@ pub async fn write_batch(client: &mut Client, batch: &Batch, snapshot_at_ns: Opt
             ]
         });
         copy_rows(&transaction, "stage_fills", &types, rows).await?;
+    }
+    if !batch.reference_prices.is_empty() {
+        let types = [Type::INT4, Type::INT8, Type::INT8];
+        let rows =
+            batch.reference_prices.iter().map(|r| vec![&r.symbol_id as &(dyn ToSql + Sync), &r.seq, &r.price_ticks]);
+        copy_rows(&transaction, "stage_reference_prices", &types, rows).await?;
+    }
+    if !batch.fills.is_empty() {
+        transaction.execute(&GROW_EXITS.replace("{waiting_until}", WAITING_UNTIL), &[]).await?;
+    }
+    if !batch.fills.is_empty() || !batch.reference_prices.is_empty() {
+        let trail = TRAIL_STOPS
+            .replace("{waiting_until}", WAITING_UNTIL)
+            .replace("{bps}", &simex_engine::BASIS_POINTS_PER_UNIT.to_string());
+        transaction.execute(&trail, &[]).await?;
+    }
+    if !batch.new_orders.is_empty() {
+        transaction.execute(INSERT_ORDERS, &[]).await?;
+    }
+    if !batch.order_updates.is_empty() {
+        transaction.execute(APPLY_ORDER_UPDATES, &[]).await?;
+    }
+    if !batch.fills.is_empty() {
         transaction.execute("INSERT INTO fills SELECT * FROM stage_fills ON CONFLICT DO NOTHING", &[]).await?;
     }
     if !batch.rejections.is_empty() {
@@ -459,6 +545,16 @@ async fn copy_orders(transaction: &Transaction<'_>, orders: impl Iterator<Item =
         Type::INT4,
         Type::INT8,
         Type::INT8,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
     ];
     let rows = orders.map(|r| {
         vec![
@@ -481,9 +577,63 @@ async fn copy_orders(transaction: &Transaction<'_>, orders: impl Iterator<Item =
             &r.shard,
             &r.accepted_seq,
             &r.last_seq,
+            &r.trigger_kind,
+            &r.trigger_price_ticks,
+            &r.trail_ticks,
+            &r.trail_bps,
+            &r.trail_best_ticks,
+            &r.parent_order_id,
+            &r.oco_order_id,
+            &r.triggered_at_ns,
+            &r.triggered_price_ticks,
+            &r.grown_seq,
         ]
     });
     copy_rows(transaction, "stage_orders", &types, rows).await
+}
+
+async fn copy_order_updates(transaction: &Transaction<'_>, batch: &Batch) -> Result<(), StoreError> {
+    let types = [
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::BOOL,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+    ];
+    let rows = batch.order_updates.values().map(|u| {
+        vec![
+            &u.order_id as &(dyn ToSql + Sync),
+            &u.first_seq,
+            &u.last_seq,
+            &u.price_ticks,
+            &u.open_base_lots,
+            &u.open_minus_lots,
+            &u.filled_lots,
+            &u.cancel_reason,
+            &u.updated_at_ns,
+            &u.kind,
+            &u.time_in_force,
+            &u.qty_lots,
+            &u.activated,
+            &u.oco_order_id,
+            &u.triggered_at_ns,
+            &u.triggered_price_ticks,
+            &u.waiting_until_seq,
+        ]
+    });
+    copy_rows(transaction, "stage_order_updates", &types, rows).await
 }
 
 async fn copy_rows<'a>(
