@@ -411,8 +411,8 @@ fn history_from_postgres_is_byte_identical_to_the_journal_backed_store() {
     let Some(base) = base_url() else { return };
     let url = fresh_database(&base, "history");
     let dir = tempfile::tempdir().unwrap();
-    // One shard: across shards the two stores may order same-time events differently.
-    let venue = Venue::start_with(dir.path(), Some(&url), 1);
+    // Two shards (AAPL on one, MSFT on the other): both stores list by venue time, shard, sequence.
+    let venue = Venue::start_with(dir.path(), Some(&url), 2);
     let maker = venue.register("maker@example.com");
     let taker = venue.register("taker@example.com");
     let (_, created) = venue.post("/api/portfolios", &maker, json!({"name": "making"}));
@@ -447,6 +447,9 @@ fn history_from_postgres_is_byte_identical_to_the_journal_backed_store() {
         json!({"ticker": "AAPL", "side": "buy", "shares": 9, "limit_price": "152.99", "time_in_force": "ioc"}),
     );
     trade(&taker, t, json!({"ticker": "MSFT", "side": "sell", "shares": 3}));
+    // Fills on the other shard, between AAPL's.
+    trade(&maker, m, json!({"ticker": "MSFT", "side": "sell", "shares": 2, "limit_price": "400.00"}));
+    trade(&taker, t, json!({"ticker": "MSFT", "side": "buy", "shares": 2, "limit_price": "400.00"}));
     trade(
         &taker,
         t,
@@ -523,7 +526,7 @@ fn history_from_postgres_is_byte_identical_to_the_journal_backed_store() {
         json!({"ticker": "QQQ", "side": "sell", "shares": 1, "type": "take_profit_limit", "stop_price": "420.00", "limit_price": "420.00"}),
     );
     trade(&stopper, c, json!({"ticker": "QQQ", "side": "sell", "shares": 1, "stop_price": "390.00", "oco": first}));
-    wait_until("the projection to catch up", || caught_up(&venue, &url, 1));
+    wait_until("the projection to catch up", || caught_up(&venue, &url, 2));
 
     // The conditional orders are in the states the scenario meant (read from PostgreSQL).
     let order_of = |id: &Value| venue.get(&format!("/api/portfolios/{c}/orders/{id}"), &stopper);
@@ -568,7 +571,7 @@ fn history_from_postgres_is_byte_identical_to_the_journal_backed_store() {
     assert_eq!(reads(&venue, "memory") - memory_before, 0);
     drop(venue);
 
-    let venue = Venue::start_with(dir.path(), None, 1);
+    let venue = Venue::start_with(dir.path(), None, 2);
     assert!(!venue.metrics().contains("simex_history_reads_total"));
     for ((key, path), expected) in paths.iter().zip(&from_postgres) {
         assert_eq!(&text(&venue, path, key), expected, "GET {path}");

@@ -84,6 +84,10 @@ pub struct OrderRecord {
     pub oco_order_id: OrderId,
     /// When and at which trade price a conditional order fired.
     pub triggered: Option<(i64, i64)>,
+    /// The shard and sequence of the order's acceptance (its `OrderAccepted`, or its
+    /// `ConditionalAccepted` for a conditional order): with `created_ns`, its place in listings.
+    pub shard: u16,
+    pub accepted_seq: u64,
     /// Whether the order's open lots are in the book model.
     pub(crate) resting: bool,
 }
@@ -100,6 +104,9 @@ pub struct TradeRecord {
     pub fee_micros: i64,
     pub notional_micros: i64,
     pub timestamp_ns: i64,
+    /// The shard and sequence of the fill: with `timestamp_ns`, its place in listings.
+    pub shard: u16,
+    pub seq: u64,
 }
 
 /// Open lots by price on one side of a book.
@@ -239,7 +246,7 @@ impl ReadModel {
                 market.reference_ticks = Some(bid_price_ticks + (ask_price_ticks - bid_price_ticks) / 2);
                 market.sequence = event.seq;
             }
-            EventBody::ConditionalAccepted(order) => self.accept_conditional(order, at_ns),
+            EventBody::ConditionalAccepted(order) => self.accept_conditional(order, at_ns, event.seq),
             EventBody::OrderTriggered { order_id, price_ticks, qty_lots, .. } => {
                 if let Some(order) = self.orders.get_mut(&order_id) {
                     order.triggered = Some((at_ns, price_ticks));
@@ -298,16 +305,18 @@ impl ReadModel {
                 parent_order_id: 0,
                 oco_order_id: 0,
                 triggered: None,
+                shard: self.applying_shard,
+                accepted_seq: seq,
                 resting,
             },
         );
-        self.orders_by_portfolio.entry(order.portfolio_id).or_default().push(order.order_id);
+        self.list_order(order.portfolio_id, order.order_id);
         if resting {
             self.book_add(order.symbol_id, order.side, order.price_ticks, order.qty_lots, seq);
         }
     }
 
-    fn accept_conditional(&mut self, order: AcceptedConditional, at_ns: i64) {
+    fn accept_conditional(&mut self, order: AcceptedConditional, at_ns: i64, seq: u64) {
         let trailing = order.trigger == TriggerKind::TrailingStop;
         let mut record = OrderRecord {
             order_id: order.order_id,
@@ -333,6 +342,8 @@ impl ReadModel {
             parent_order_id: order.parent_order_id,
             oco_order_id: order.oco_order_id,
             triggered: None,
+            shard: self.applying_shard,
+            accepted_seq: seq,
             resting: false,
         };
         if trailing {
@@ -349,7 +360,19 @@ impl ReadModel {
             self.exits_by_parent.entry(order.parent_order_id).or_default().push(order.order_id);
         }
         self.orders.insert(order.order_id, record);
-        self.orders_by_portfolio.entry(order.portfolio_id).or_default().push(order.order_id);
+        self.list_order(order.portfolio_id, order.order_id);
+    }
+
+    /// Files a new order in its portfolio's listing, ordered by venue time, then shard, then
+    /// sequence: an order independent of the order in which shards' events arrive (live, or
+    /// shard by shard when rebuilt from the journals), and the one PostgreSQL lists by.
+    fn list_order(&mut self, portfolio_id: PortfolioId, order_id: OrderId) {
+        let orders = &self.orders;
+        let key = |id: &OrderId| orders.get(id).map(|o| (o.created_ns, o.shard, o.accepted_seq));
+        let new_key = key(&order_id);
+        let ids = self.orders_by_portfolio.entry(portfolio_id).or_default();
+        let at = ids.iter().rposition(|id| key(id) <= new_key).map_or(0, |i| i + 1);
+        ids.insert(at, order_id);
     }
 
     /// A trade price moves the best price of the symbol's waiting trailing stops.
@@ -401,7 +424,7 @@ impl ReadModel {
                 order.state = if order.open_lots == 0 { OrderState::Filled } else { OrderState::PartiallyFilled };
             }
             self.grow_exits(order_id, fill.qty_lots);
-            self.trades_by_portfolio.entry(portfolio_id).or_default().push(TradeRecord {
+            let trade = TradeRecord {
                 trade_id: fill.trade_id,
                 order_id,
                 symbol_id: fill.symbol_id,
@@ -411,7 +434,15 @@ impl ReadModel {
                 fee_micros,
                 notional_micros: fill.notional_micros,
                 timestamp_ns: at_ns,
-            });
+                shard: self.applying_shard,
+                seq,
+            };
+            // Ordered by venue time, shard, sequence (see `list_order`); a fill's two sides of one
+            // portfolio keep their order, taker first.
+            let trades = self.trades_by_portfolio.entry(portfolio_id).or_default();
+            let key = (trade.timestamp_ns, trade.shard, trade.seq);
+            let at = trades.iter().rposition(|t| (t.timestamp_ns, t.shard, t.seq) <= key).map_or(0, |i| i + 1);
+            trades.insert(at, trade);
             let position = self.positions.entry(portfolio_id).or_default().entry(fill.symbol_id).or_default();
             position.apply_trade(side.sign(), fill.qty_lots, fill.notional_micros);
             position.fees_micros += fee_micros;

@@ -183,7 +183,7 @@ impl PgHistory {
                 client
                     .query(
                         &format!(
-                            "{ORDER_COLUMNS} WHERE portfolio_id = $1 ORDER BY accepted_at_ns DESC, accepted_seq DESC"
+                            "{ORDER_COLUMNS} WHERE portfolio_id = $1 ORDER BY accepted_at_ns DESC, shard DESC, accepted_seq DESC"
                         ),
                         &[&portfolio],
                     )
@@ -258,7 +258,8 @@ impl HistoryStore for PgHistory {
 /// A portfolio's side of each fill, newest first: by the fill's sequence, and within one fill the
 /// maker's row before the taker's (the read model appends taker then maker and lists in reverse).
 const TRADES_PAGE: &str = "
-    SELECT trade_id, order_id, symbol_id, side, price_ticks, qty_lots, fee_micros, notional_micros, timestamp_ns
+    SELECT trade_id, order_id, symbol_id, side, price_ticks, qty_lots, fee_micros, notional_micros, timestamp_ns,
+           shard, seq
     FROM (
         SELECT shard, seq, 0 AS role, trade_id, taker_order_id AS order_id, symbol_id, taker_side AS side,
                price_ticks, qty_lots, taker_fee_micros AS fee_micros, notional_micros, timestamp_ns
@@ -286,7 +287,7 @@ const ORDER_COLUMNS: &str = "
                qty_lots) AS qty_lots,
            open_lots, filled_lots, time_in_force, client_order_id, cancel_reason, accepted_at_ns, updated_at_ns, status,
            trigger_kind, trigger_price_ticks, trail_ticks, trail_bps, trail_best_ticks, parent_order_id,
-           oco_order_id, triggered_at_ns, triggered_price_ticks
+           oco_order_id, triggered_at_ns, triggered_price_ticks, shard, accepted_seq
     FROM orders o";
 
 fn side(text: &str) -> Option<Side> {
@@ -309,6 +310,8 @@ fn trade_record(row: &Row) -> Option<TradeRecord> {
         fee_micros: row.get(6),
         notional_micros: row.get(7),
         timestamp_ns: row.get(8),
+        shard: u16::try_from(row.get::<_, i32>(9)).ok()?,
+        seq: u64::try_from(row.get::<_, i64>(10)).ok()?,
     })
 }
 
@@ -385,6 +388,8 @@ fn order_record(row: &Row) -> Option<OrderRecord> {
         parent_order_id: u64::try_from(row.get::<_, i64>(20)).ok()?,
         oco_order_id: u64::try_from(row.get::<_, i64>(21)).ok()?,
         triggered,
+        shard: u16::try_from(row.get::<_, i32>(24)).ok()?,
+        accepted_seq: u64::try_from(row.get::<_, i64>(25)).ok()?,
         // A conditional order is in the book only once it fired.
         resting: (trigger == TriggerKind::None || triggered.is_some())
             && kind == OrderKind::Limit

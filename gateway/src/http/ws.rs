@@ -366,6 +366,8 @@ fn on_events(
                         fee_micros,
                         notional_micros: fill.notional_micros,
                         timestamp_ns: event.timestamp_ns,
+                        shard,
+                        seq: event.seq,
                     };
                     let mut message =
                         json!({"type": "fill", "portfolio_id": portfolio_id, "shard": shard, "sequence": event.seq});

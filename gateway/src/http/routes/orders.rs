@@ -48,6 +48,9 @@ fn accepted(events: &[Event]) -> Option<(OrderId, Vec<TradeRecord>)> {
                 fee_micros: fill.taker_fee_micros,
                 notional_micros: fill.notional_micros,
                 timestamp_ns: e.timestamp_ns,
+                // Order ids carry their shard.
+                shard: (order_id >> simex_engine::engine::ORDER_ID_SHARD_SHIFT) as u16,
+                seq: e.seq,
             }),
             _ => None,
         })
