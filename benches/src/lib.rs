@@ -24,10 +24,12 @@
 pub mod adapters;
 pub mod alloc_counter;
 pub mod compare;
-pub mod fills;
 pub mod recovery;
 pub mod report;
 pub mod runner;
 pub mod runtime;
 pub mod suite;
 pub mod workload;
+
+/// Fills in one shape for every engine (from `simex-workload`).
+pub use simex_workload::fills;

@@ -32,6 +32,36 @@ const EVENTS_BROADCAST_SLOTS: usize = 4096;
 
 /// Runs the venue until SIGINT or SIGTERM.
 pub fn run(config: VenueConfig) -> anyhow::Result<()> {
+    run_until(config, shutdown_signal())
+}
+
+/// Stops a venue started by [`run_until`] from any thread: the venue stops as on SIGTERM.
+#[derive(Clone, Debug, Default)]
+pub struct StopHandle(Arc<tokio::sync::Notify>);
+
+impl StopHandle {
+    pub fn new() -> StopHandle {
+        StopHandle::default()
+    }
+
+    /// Asks the venue to stop (also before it has started waiting: the request is kept).
+    pub fn stop(&self) {
+        self.0.notify_one();
+    }
+
+    /// The future to give [`run_until`]: it completes once [`StopHandle::stop`] is called.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let notify = self.0.clone();
+        async move { notify.notified().await }
+    }
+}
+
+/// Runs the venue until `shutdown` completes (for a venue embedded in another program, which
+/// stops it with a [`StopHandle`] rather than a signal), then shuts it down as [`run`] does.
+pub fn run_until(
+    config: VenueConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let journal_root = config.data_dir.join("journal");
@@ -99,7 +129,11 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
         Some(feed_config) => {
             Some(crate::feeds::spawn(&feed_config, &instruments, feed_submitter).context("starting the price feeds")?)
         }
-        None => None,
+        None => {
+            // Unused: dropped now, or the shards would wait for it at shutdown and never stop.
+            drop(feed_submitter);
+            None
+        }
     };
     // DATABASE_URL arrives through the configuration (flag, environment or file); the projection's
     // tuning variables from the environment.
@@ -186,7 +220,7 @@ pub fn run(config: VenueConfig) -> anyhow::Result<()> {
             accounts_root.display()
         );
         let service = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
         anyhow::Ok(())
     });
     drop(tokio);

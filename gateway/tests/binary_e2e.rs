@@ -5,8 +5,9 @@
 
 use simex::binary::client::{Client, ClientError};
 use simex::binary::protocol::{
-    self, gateway_reject, login_reject, logout_reason, message_type, order_kind, report_type, side, time_in_force,
-    Cancel, ExecutionReport, Frame, Login, MassCancel, Message, NewOrder, Replace, ALL_SYMBOLS, FRAME_MAX,
+    self, gateway_reject, login_reject, logout_reason, message_type, order_kind, report_flags, report_type, side,
+    time_in_force, trigger, Cancel, ExecutionReport, Frame, Login, MassCancel, Message, NewBracket,
+    NewConditionalOrder, NewOrder, Replace, ALL_SYMBOLS, FRAME_MAX,
 };
 use simex::binary::{spawn, BinaryConfig, BinaryHandle, MemoryKeys};
 use simex::runtime::{Response, Runtime, RuntimeConfig, Submitter};
@@ -632,4 +633,301 @@ fn a_pipelining_client_that_reads_is_held_back_not_disconnected() {
     }
     sender.flush().unwrap();
     assert_eq!(reader.join().expect("reader"), orders);
+}
+
+// Conditional and linked orders. Prices move by trades between alpha (who sells) and gamma (who
+// buys); beta holds the conditional orders, so beta's reports of a fired order reach it through the
+// gateway whoever caused the print.
+
+fn conditional(
+    request_id: u64,
+    side_code: u8,
+    trigger_code: u8,
+    trigger_price_ticks: i64,
+    qty_lots: i64,
+) -> NewConditionalOrder {
+    NewConditionalOrder {
+        request_id,
+        client_order_id: protocol::fixed_text(&format!("s{request_id}")).unwrap(),
+        portfolio_id: 2,
+        symbol_id: 0,
+        side: side_code,
+        order_kind: order_kind::MARKET,
+        qty_lots,
+        trigger_price_ticks,
+        trigger: trigger_code,
+        time_in_force: time_in_force::IOC,
+        ..NewConditionalOrder::default()
+    }
+}
+
+/// A trade at `price_ticks` in `symbol_id`: gamma rests a bid of one lot and alpha sells into it.
+fn print_trade(alpha: &mut Client, gamma: &mut Client, symbol_id: u16, price_ticks: i64, request_id: u64) {
+    gamma.send(&Message::NewOrder(limit(request_id, 3, symbol_id, side::BUY, price_ticks, 1))).unwrap();
+    assert_eq!(next_report(gamma).report_type, report_type::ACCEPTED);
+    let sell =
+        NewOrder { time_in_force: time_in_force::IOC, ..limit(request_id, 1, symbol_id, side::SELL, price_ticks, 1) };
+    alpha.send(&Message::NewOrder(sell)).unwrap();
+    assert_eq!(next_report(alpha).report_type, report_type::ACCEPTED);
+    let fill = next_report(alpha);
+    assert_eq!((fill.report_type, fill.price_ticks), (report_type::FILL, price_ticks));
+    assert_eq!(next_report(gamma).report_type, report_type::FILL);
+}
+
+fn is_waiting(report: &ExecutionReport) -> bool {
+    report.report_type == report_type::ACCEPTED && report.flags & report_flags::WAITING != 0
+}
+
+#[test]
+fn a_stop_waits_off_book_then_triggers_on_a_trade_and_fills() {
+    let venue = Venue::standard(BinaryConfig::default());
+    let aapl = venue.aapl;
+    let mut alpha = venue.logged_in("alpha-key");
+    let mut beta = venue.logged_in("beta-key");
+    let mut gamma = venue.logged_in("gamma-key");
+    alpha.send(&Message::NewOrder(limit(1, 1, aapl, side::SELL, 15_100, 5))).unwrap();
+    assert_eq!(next_report(&mut alpha).report_type, report_type::ACCEPTED);
+
+    let stop = NewConditionalOrder { symbol_id: aapl, ..conditional(1, side::BUY, trigger::STOP, 15_050, 3) };
+    beta.send(&Message::NewConditionalOrder(stop)).unwrap();
+    let waiting = next_report(&mut beta);
+    assert!(is_waiting(&waiting), "{waiting:?}");
+    assert_eq!((waiting.request_id, waiting.qty_lots, waiting.order_kind), (1, 3, order_kind::MARKET));
+    assert_eq!(protocol::text_of(&waiting.client_order_id), Some("s1"));
+
+    // A print below the trigger fires nothing; one at 15,060 fires the stop, which buys at 15,100.
+    print_trade(&mut alpha, &mut gamma, aapl, 15_000, 10);
+    print_trade(&mut alpha, &mut gamma, aapl, 15_060, 11);
+    let triggered = next_report(&mut beta);
+    assert_eq!((triggered.report_type, triggered.order_id), (report_type::TRIGGERED, waiting.order_id));
+    assert_eq!((triggered.price_ticks, triggered.request_id), (15_060, 0));
+    let accepted = next_report(&mut beta);
+    assert_eq!((accepted.report_type, accepted.order_id, accepted.flags), (report_type::ACCEPTED, waiting.order_id, 0));
+    let fill = next_report(&mut beta);
+    assert_eq!((fill.report_type, fill.order_id), (report_type::FILL, waiting.order_id));
+    assert_eq!((fill.price_ticks, fill.qty_lots, fill.liquidity), (15_100, 3, 2));
+}
+
+#[test]
+fn a_trailing_stop_follows_the_high_and_fires_on_the_pullback() {
+    let venue = Venue::standard(BinaryConfig::default());
+    let aapl = venue.aapl;
+    let mut alpha = venue.logged_in("alpha-key");
+    let mut beta = venue.logged_in("beta-key");
+    let mut gamma = venue.logged_in("gamma-key");
+    print_trade(&mut alpha, &mut gamma, aapl, 15_000, 1);
+    // The liquidity the fired stop sells into.
+    gamma.send(&Message::NewOrder(limit(2, 3, aapl, side::BUY, 14_950, 5))).unwrap();
+    assert_eq!(next_report(&mut gamma).report_type, report_type::ACCEPTED);
+
+    let trail = NewConditionalOrder {
+        symbol_id: aapl,
+        trail_ticks: 100,
+        ..conditional(1, side::SELL, trigger::TRAILING_STOP, 0, 2)
+    };
+    beta.send(&Message::NewConditionalOrder(trail)).unwrap();
+    let waiting = next_report(&mut beta);
+    assert!(is_waiting(&waiting), "{waiting:?}");
+
+    // The high goes to 15,200 (stop 15,100); 15,150 fires nothing, 15,100 fires it.
+    print_trade(&mut alpha, &mut gamma, aapl, 15_200, 3);
+    print_trade(&mut alpha, &mut gamma, aapl, 15_150, 4);
+    print_trade(&mut alpha, &mut gamma, aapl, 15_100, 5);
+    let triggered = next_report(&mut beta);
+    assert_eq!(
+        (triggered.report_type, triggered.order_id, triggered.price_ticks),
+        (report_type::TRIGGERED, waiting.order_id, 15_100)
+    );
+    assert_eq!(next_report(&mut beta).report_type, report_type::ACCEPTED);
+    let fill = next_report(&mut beta);
+    assert_eq!((fill.report_type, fill.price_ticks, fill.qty_lots), (report_type::FILL, 14_950, 2));
+
+    // A trail in basis points is accepted too.
+    let bps = NewConditionalOrder {
+        symbol_id: aapl,
+        trail_bps: 50,
+        ..conditional(2, side::SELL, trigger::TRAILING_STOP, 0, 1)
+    };
+    beta.send(&Message::NewConditionalOrder(bps)).unwrap();
+    assert!(is_waiting(&next_report(&mut beta)));
+}
+
+#[test]
+fn when_one_order_of_an_oco_pair_fires_the_other_is_cancelled_linked() {
+    let venue = Venue::standard(BinaryConfig::default());
+    let aapl = venue.aapl;
+    let mut alpha = venue.logged_in("alpha-key");
+    let mut beta = venue.logged_in("beta-key");
+    let mut gamma = venue.logged_in("gamma-key");
+    gamma.send(&Message::NewOrder(limit(1, 3, aapl, side::BUY, 14_700, 5))).unwrap();
+    assert_eq!(next_report(&mut gamma).report_type, report_type::ACCEPTED);
+
+    let take_profit = NewConditionalOrder {
+        symbol_id: aapl,
+        order_kind: order_kind::LIMIT,
+        price_ticks: 15_200,
+        time_in_force: time_in_force::GTC,
+        ..conditional(1, side::SELL, trigger::TAKE_PROFIT, 15_200, 1)
+    };
+    beta.send(&Message::NewConditionalOrder(take_profit)).unwrap();
+    let take_profit = next_report(&mut beta);
+    assert!(is_waiting(&take_profit), "{take_profit:?}");
+    let stop = NewConditionalOrder {
+        symbol_id: aapl,
+        oco_order_id: take_profit.order_id,
+        ..conditional(2, side::SELL, trigger::STOP, 14_800, 1)
+    };
+    beta.send(&Message::NewConditionalOrder(stop)).unwrap();
+    let stop = next_report(&mut beta);
+    assert!(is_waiting(&stop), "{stop:?}");
+
+    print_trade(&mut alpha, &mut gamma, aapl, 14_800, 2);
+    let reports: Vec<ExecutionReport> = (0..4).map(|_| next_report(&mut beta)).collect();
+    let kinds: Vec<(u8, u64)> = reports.iter().map(|r| (r.report_type, r.order_id)).collect();
+    assert!(kinds.contains(&(report_type::TRIGGERED, stop.order_id)), "{reports:?}");
+    assert!(kinds.contains(&(report_type::ACCEPTED, stop.order_id)), "{reports:?}");
+    assert!(kinds.contains(&(report_type::FILL, stop.order_id)), "{reports:?}");
+    let cancelled = reports.iter().find(|r| r.report_type == report_type::CANCELLED).expect("the peer is cancelled");
+    assert_eq!((cancelled.order_id, cancelled.reason), (take_profit.order_id, CancelReason::Linked.code()));
+}
+
+#[test]
+fn a_bracket_entry_fills_and_its_exits_appear_then_one_exit_fires() {
+    let venue = Venue::standard(BinaryConfig::default());
+    let aapl = venue.aapl;
+    let mut alpha = venue.logged_in("alpha-key");
+    let mut beta = venue.logged_in("beta-key");
+    let mut gamma = venue.logged_in("gamma-key");
+    alpha.send(&Message::NewOrder(limit(1, 1, aapl, side::SELL, 15_000, 2))).unwrap();
+    assert_eq!(next_report(&mut alpha).report_type, report_type::ACCEPTED);
+    gamma.send(&Message::NewOrder(limit(1, 3, aapl, side::BUY, 14_600, 5))).unwrap();
+    assert_eq!(next_report(&mut gamma).report_type, report_type::ACCEPTED);
+
+    let bracket = NewBracket {
+        request_id: 7,
+        client_order_id: protocol::fixed_text("entry").unwrap(),
+        portfolio_id: 2,
+        symbol_id: aapl,
+        side: side::BUY,
+        order_kind: order_kind::LIMIT,
+        price_ticks: 15_000,
+        qty_lots: 2,
+        take_profit_price_ticks: 15_300,
+        stop_loss_trigger_ticks: 14_700,
+        time_in_force: time_in_force::GTC,
+        ..NewBracket::default()
+    };
+    beta.send(&Message::NewBracket(bracket)).unwrap();
+    let entry = next_report(&mut beta);
+    assert_eq!((entry.report_type, entry.flags, entry.request_id, entry.qty_lots), (report_type::ACCEPTED, 0, 7, 2));
+    let take_profit = next_report(&mut beta);
+    assert!(is_waiting(&take_profit), "{take_profit:?}");
+    assert_eq!(
+        (take_profit.side, take_profit.order_kind, take_profit.price_ticks),
+        (side::SELL, order_kind::LIMIT, 15_300)
+    );
+    let stop_loss = next_report(&mut beta);
+    assert!(is_waiting(&stop_loss), "{stop_loss:?}");
+    assert_eq!((stop_loss.side, stop_loss.order_kind, stop_loss.request_id), (side::SELL, order_kind::MARKET, 7));
+    let fill = next_report(&mut beta);
+    assert_eq!((fill.report_type, fill.order_id, fill.qty_lots), (report_type::FILL, entry.order_id, 2));
+    assert_eq!(next_report(&mut alpha).report_type, report_type::FILL, "alpha's maker fill");
+
+    // A print at 14,700 fires the stop-loss for the 2 lots bought; the take-profit goes with it.
+    print_trade(&mut alpha, &mut gamma, aapl, 14_700, 2);
+    let reports: Vec<ExecutionReport> = (0..4).map(|_| next_report(&mut beta)).collect();
+    let kinds: Vec<(u8, u64)> = reports.iter().map(|r| (r.report_type, r.order_id)).collect();
+    assert!(kinds.contains(&(report_type::TRIGGERED, stop_loss.order_id)), "{reports:?}");
+    assert!(kinds.contains(&(report_type::CANCELLED, take_profit.order_id)), "{reports:?}");
+    let exit_fill = reports.iter().find(|r| r.report_type == report_type::FILL).expect("the stop-loss sells");
+    assert_eq!((exit_fill.order_id, exit_fill.qty_lots, exit_fill.price_ticks), (stop_loss.order_id, 2, 14_600));
+}
+
+#[test]
+fn bad_conditional_orders_are_rejected_with_their_codes() {
+    let venue = Venue::standard(BinaryConfig::default());
+    let aapl = venue.aapl;
+    let mut beta = venue.logged_in("beta-key");
+    let mut reject_of = |message: Message| {
+        beta.send(&message).unwrap();
+        let report = next_report(&mut beta);
+        assert_eq!(report.report_type, report_type::REJECTED, "{message:?}");
+        (report.request_id, report.reason)
+    };
+    let invalid_trigger = RejectReason::InvalidTrigger.code();
+    // A trigger code outside its table, decided by the gateway.
+    let unknown = NewConditionalOrder { symbol_id: aapl, ..conditional(1, side::BUY, 9, 15_000, 1) };
+    assert_eq!(reject_of(Message::NewConditionalOrder(unknown)), (1, gateway_reject::INVALID_FIELD));
+    // A stop without a trigger price, a trailing stop with two distances: the engine's code.
+    let no_price = NewConditionalOrder { symbol_id: aapl, ..conditional(2, side::BUY, trigger::STOP, 0, 1) };
+    assert_eq!(reject_of(Message::NewConditionalOrder(no_price)), (2, invalid_trigger));
+    let two_trails = NewConditionalOrder {
+        symbol_id: aapl,
+        trail_ticks: 10,
+        trail_bps: 10,
+        ..conditional(3, side::SELL, trigger::TRAILING_STOP, 0, 1)
+    };
+    assert_eq!(reject_of(Message::NewConditionalOrder(two_trails)), (3, invalid_trigger));
+    // An OCO link to an order that does not wait.
+    let orphan = NewConditionalOrder {
+        symbol_id: aapl,
+        oco_order_id: 999,
+        ..conditional(4, side::BUY, trigger::STOP, 15_100, 1)
+    };
+    assert_eq!(reject_of(Message::NewConditionalOrder(orphan)), (4, invalid_trigger));
+    // A buy bracket whose take-profit is below its stop-loss.
+    let bracket = NewBracket {
+        request_id: 5,
+        portfolio_id: 2,
+        symbol_id: aapl,
+        side: side::BUY,
+        order_kind: order_kind::LIMIT,
+        price_ticks: 15_000,
+        qty_lots: 1,
+        take_profit_price_ticks: 14_000,
+        stop_loss_trigger_ticks: 14_500,
+        time_in_force: time_in_force::GTC,
+        ..NewBracket::default()
+    };
+    assert_eq!(reject_of(Message::NewBracket(bracket)), (5, invalid_trigger));
+    // A trigger price on a plain new order is a reserved field.
+    let plain = NewOrder { trigger_price_ticks: 15_000, ..limit(6, 2, aapl, side::BUY, 15_000, 1) };
+    assert_eq!(reject_of(Message::NewOrder(plain)), (6, gateway_reject::UNSUPPORTED));
+    // Another user's portfolio.
+    let unowned =
+        NewConditionalOrder { portfolio_id: 1, symbol_id: aapl, ..conditional(7, side::BUY, trigger::STOP, 15_100, 1) };
+    assert_eq!(reject_of(Message::NewConditionalOrder(unowned)), (7, gateway_reject::PORTFOLIO_NOT_OWNED));
+}
+
+#[test]
+fn a_waiting_stop_can_be_cancelled_but_not_replaced() {
+    let venue = Venue::standard(BinaryConfig::default());
+    let aapl = venue.aapl;
+    let mut beta = venue.logged_in("beta-key");
+    let stop = NewConditionalOrder { symbol_id: aapl, ..conditional(1, side::BUY, trigger::STOP, 15_100, 3) };
+    beta.send(&Message::NewConditionalOrder(stop)).unwrap();
+    let waiting = next_report(&mut beta);
+    assert!(is_waiting(&waiting), "{waiting:?}");
+
+    let replace = Replace {
+        request_id: 2,
+        order_id: waiting.order_id,
+        price_ticks: 15_000,
+        qty_lots: 2,
+        portfolio_id: 2,
+        padding: [0; 4],
+    };
+    beta.send(&Message::Replace(replace)).unwrap();
+    let refused = next_report(&mut beta);
+    assert_eq!((refused.report_type, refused.request_id), (report_type::REJECTED, 2));
+    assert_eq!(refused.reason, RejectReason::NotReplaceable.code());
+
+    beta.send(&Message::Cancel(Cancel { request_id: 3, order_id: waiting.order_id, portfolio_id: 2, padding: [0; 4] }))
+        .unwrap();
+    let cancelled = next_report(&mut beta);
+    assert_eq!(
+        (cancelled.report_type, cancelled.request_id, cancelled.order_id),
+        (report_type::CANCELLED, 3, waiting.order_id)
+    );
+    assert_eq!((cancelled.qty_lots, cancelled.reason), (3, CancelReason::User.code()));
 }

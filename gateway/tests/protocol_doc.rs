@@ -4,10 +4,10 @@
 //! `SIMEX_BLESS_PROTOCOL_DOC=1` to rewrite the blocks, and review the diff.
 
 use simex::binary::protocol::{
-    encode, fixed_text, gateway_reject, login_reject, logout_reason, message_type, order_kind, report_type, self_trade,
-    side, time_in_force, Cancel, ExecutionReport, Heartbeat, Login, LoginAccepted, LoginRejected, Logout, MassCancel,
-    Message, NewOrder, Replace, RequestRejected, ResendRequest, Subscription, SymbolDirectory, SymbolDirectoryRequest,
-    TopOfBook, Trade, ALL_SYMBOLS,
+    encode, fixed_text, gateway_reject, login_reject, logout_reason, message_type, order_kind, report_flags,
+    report_type, self_trade, side, time_in_force, trigger, Cancel, ExecutionReport, Heartbeat, Login, LoginAccepted,
+    LoginRejected, Logout, MassCancel, Message, NewBracket, NewConditionalOrder, NewOrder, Replace, RequestRejected,
+    ResendRequest, Subscription, SymbolDirectory, SymbolDirectoryRequest, TopOfBook, Trade, ALL_SYMBOLS,
 };
 use std::path::PathBuf;
 
@@ -38,6 +38,49 @@ fn examples() -> Vec<(&'static str, Message)> {
                 qty_lots: 10,
                 expire_at_ns: 0,
                 trigger_price_ticks: 0,
+                time_in_force: time_in_force::GTC,
+                post_only: 0,
+                self_trade_policy: self_trade::DEFAULT,
+                padding: [0; 5],
+            }),
+        ),
+        (
+            "new_conditional_order",
+            Message::NewConditionalOrder(NewConditionalOrder {
+                request_id: 5,
+                client_order_id: fixed_text("stop-1").unwrap(),
+                portfolio_id: 7,
+                symbol_id: 0,
+                side: side::SELL,
+                order_kind: order_kind::MARKET,
+                price_ticks: 0,
+                qty_lots: 10,
+                expire_at_ns: 0,
+                trigger_price_ticks: 14_900,
+                trail_ticks: 0,
+                oco_order_id: 41,
+                trail_bps: 0,
+                trigger: trigger::STOP,
+                time_in_force: time_in_force::IOC,
+                self_trade_policy: self_trade::DEFAULT,
+                padding: [0; 3],
+            }),
+        ),
+        (
+            "new_bracket",
+            Message::NewBracket(NewBracket {
+                request_id: 6,
+                client_order_id: fixed_text("entry-1").unwrap(),
+                portfolio_id: 7,
+                symbol_id: 0,
+                side: side::BUY,
+                order_kind: order_kind::LIMIT,
+                price_ticks: 15_025,
+                qty_lots: 10,
+                expire_at_ns: 0,
+                take_profit_price_ticks: 15_500,
+                stop_loss_trigger_ticks: 14_700,
+                stop_loss_limit_ticks: 0,
                 time_in_force: time_in_force::GTC,
                 post_only: 0,
                 self_trade_policy: self_trade::DEFAULT,
@@ -116,6 +159,32 @@ fn examples() -> Vec<(&'static str, Message)> {
                 time_in_force: 0,
                 liquidity: 2,
                 flags: 0,
+                shard: 0,
+            }),
+        ),
+        (
+            "execution_report_waiting",
+            Message::ExecutionReport(ExecutionReport {
+                report_seq: 44,
+                request_id: 5,
+                engine_seq: 1_002,
+                timestamp_ns: TIMESTAMP_NS,
+                order_id: 42,
+                trade_id: 0,
+                price_ticks: 0,
+                qty_lots: 10,
+                notional_micros: 0,
+                fee_micros: 0,
+                client_order_id: fixed_text("stop-1").unwrap(),
+                portfolio_id: 7,
+                symbol_id: 0,
+                reason: 0,
+                report_type: report_type::ACCEPTED,
+                side: side::SELL,
+                order_kind: order_kind::MARKET,
+                time_in_force: time_in_force::IOC,
+                liquidity: 0,
+                flags: report_flags::WAITING,
                 shard: 0,
             }),
         ),
@@ -218,7 +287,7 @@ fn every_message_type_has_an_example() {
     let mut covered: Vec<u16> = examples().iter().map(|(_, m)| m.message_type()).collect();
     covered.sort();
     covered.dedup();
-    let all = [1u16, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23, 101, 102, 103, 110, 120, 121, 122];
+    let all = [1u16, 2, 3, 10, 11, 12, 13, 14, 15, 20, 21, 22, 23, 101, 102, 103, 110, 120, 121, 122];
     assert_eq!(covered, all);
     for code in 0..=u16::MAX {
         assert_eq!(simex::binary::protocol::body_len(code).is_some(), all.contains(&code), "type {code}");
@@ -276,5 +345,5 @@ fn every_field_table_in_the_protocol_doc_adds_up_to_its_body() {
         }
     }
     checked.sort();
-    assert_eq!(checked, [1, 2, 3, 10, 11, 12, 13, 20, 21, 23, 101, 102, 103, 110, 120, 121, 122]);
+    assert_eq!(checked, [1, 2, 3, 10, 11, 12, 13, 14, 15, 20, 21, 23, 101, 102, 103, 110, 120, 121, 122]);
 }

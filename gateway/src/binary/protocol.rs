@@ -11,7 +11,7 @@
 //! client's `request_id`, so a server can still answer a frame whose fields are bad.
 
 use bytemuck::{Pod, Zeroable};
-use simex_engine::{OrderKind, SelfTradePolicy, Side, TimeInForce};
+use simex_engine::{OrderKind, SelfTradePolicy, Side, TimeInForce, TriggerKind};
 
 /// Size of the frame header in bytes.
 pub const HEADER_LEN: usize = 16;
@@ -43,6 +43,8 @@ pub mod message_type {
     pub const CANCEL: u16 = 11;
     pub const REPLACE: u16 = 12;
     pub const MASS_CANCEL: u16 = 13;
+    pub const NEW_CONDITIONAL_ORDER: u16 = 14;
+    pub const NEW_BRACKET: u16 = 15;
     pub const RESEND_REQUEST: u16 = 20;
     pub const SUBSCRIBE: u16 = 21;
     pub const UNSUBSCRIBE: u16 = 22;
@@ -64,8 +66,18 @@ pub mod report_type {
     pub const CANCELLED: u8 = 4;
     pub const REPLACED: u8 = 5;
     pub const EXPIRED: u8 = 6;
-    /// Reserved for stop and conditional orders; not sent until the engine has triggers.
+    /// A waiting conditional order fired; an `ACCEPTED` (without [`report_flags::WAITING`]) for the
+    /// same order id follows, or a rejection and a cancel.
     pub const TRIGGERED: u8 = 7;
+}
+
+/// Bits of `ExecutionReport::flags`.
+pub mod report_flags {
+    /// Sent again in answer to a resend request.
+    pub const RESENT: u8 = 1;
+    /// An `accepted` report of a conditional order (or bracket exit) that waits off-book for its
+    /// trigger; without it, `accepted` means the order is in the book (or traded at once).
+    pub const WAITING: u8 = 2;
 }
 
 /// Reject reasons the gateway adds to the engine's `RejectReason` codes (which are 1 to 999).
@@ -76,7 +88,8 @@ pub mod gateway_reject {
     pub const PORTFOLIO_NOT_OWNED: u16 = 1001;
     /// A field holds a value outside its code table (side, order type, time in force, ...).
     pub const INVALID_FIELD: u16 = 1002;
-    /// A reserved field is not zero (stop and trigger prices are not supported yet).
+    /// A reserved field is not zero (a `new_order` with a trigger price: conditional orders are
+    /// `new_conditional_order`).
     pub const UNSUPPORTED: u16 = 1003;
     /// The symbol id is not in the symbol directory.
     pub const UNKNOWN_SYMBOL: u16 = 1004;
@@ -106,10 +119,19 @@ pub mod side {
     pub const BUY: u8 = 1;
     pub const SELL: u8 = 2;
 }
-/// Order type codes. 3 and 4 are reserved for stop and stop-limit orders.
+/// Order type codes: what an order is in the book (a conditional order: once it fires).
 pub mod order_kind {
     pub const LIMIT: u8 = 1;
     pub const MARKET: u8 = 2;
+}
+/// Trigger codes of `NewConditionalOrder::trigger`.
+pub mod trigger {
+    /// Fires when a trade prints at or beyond the trigger price against the position.
+    pub const STOP: u8 = 1;
+    /// Fires when a trade prints at or beyond the trigger price in the position's favour.
+    pub const TAKE_PROFIT: u8 = 2;
+    /// A stop that follows the best trade price at a distance in ticks or basis points.
+    pub const TRAILING_STOP: u8 = 3;
 }
 /// Time-in-force codes.
 pub mod time_in_force {
@@ -173,7 +195,7 @@ pub struct NewOrder {
     pub qty_lots: i64,
     /// Expiry of a GTD order; 0 otherwise.
     pub expire_at_ns: i64,
-    /// Reserved for stop orders: must be 0.
+    /// Reserved: must be 0 (conditional orders are [`NewConditionalOrder`]).
     pub trigger_price_ticks: i64,
     pub time_in_force: u8,
     /// 0 or 1.
@@ -212,6 +234,68 @@ pub struct MassCancel {
     pub portfolio_id: u32,
     pub symbol_id: u16,
     pub padding: [u8; 2],
+}
+
+/// Type 14: a conditional order, waiting off-book until its trigger fires, then a `order_kind`
+/// order: stop (`STOP` + market), stop-limit (`STOP` + limit), take-profit (`TAKE_PROFIT` +
+/// market), take-profit-limit (`TAKE_PROFIT` + limit), trailing stop (`TRAILING_STOP` + market,
+/// with exactly one of `trail_ticks`, `trail_bps`). Optionally OCO-linked to a waiting one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct NewConditionalOrder {
+    pub request_id: u64,
+    /// ASCII, zero-padded; all zero for none.
+    pub client_order_id: [u8; 16],
+    pub portfolio_id: u32,
+    pub symbol_id: u16,
+    pub side: u8,
+    /// What the order becomes when it fires.
+    pub order_kind: u8,
+    /// The limit price once fired; 0 for a market.
+    pub price_ticks: i64,
+    pub qty_lots: i64,
+    /// Expiry of a GTD order (waiting or fired); 0 otherwise.
+    pub expire_at_ns: i64,
+    /// A stop's or take-profit's trigger price; 0 for a trailing stop.
+    pub trigger_price_ticks: i64,
+    /// A trailing stop's distance in ticks; 0 otherwise or when `trail_bps` is set.
+    pub trail_ticks: i64,
+    /// A waiting conditional order of the same portfolio and symbol to link with (one cancels the
+    /// other); 0 for none.
+    pub oco_order_id: u64,
+    /// A trailing stop's distance in basis points of the best price (1 to 9999); 0 otherwise.
+    pub trail_bps: u16,
+    pub trigger: u8,
+    pub time_in_force: u8,
+    pub self_trade_policy: u8,
+    pub padding: [u8; 3],
+}
+
+/// Type 15: an entry order with a take-profit exit (a take-profit-limit at
+/// `take_profit_price_ticks`) and a stop-loss exit (a stop at `stop_loss_trigger_ticks`, a
+/// stop-limit at `stop_loss_limit_ticks` when that is set). Either exit may be 0 (none), not both.
+/// The exits grow with the entry's fills and cancel each other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct NewBracket {
+    pub request_id: u64,
+    /// The entry's client order id (the exits have none).
+    pub client_order_id: [u8; 16],
+    pub portfolio_id: u32,
+    pub symbol_id: u16,
+    pub side: u8,
+    /// The entry's order type.
+    pub order_kind: u8,
+    pub price_ticks: i64,
+    pub qty_lots: i64,
+    pub expire_at_ns: i64,
+    pub take_profit_price_ticks: i64,
+    pub stop_loss_trigger_ticks: i64,
+    pub stop_loss_limit_ticks: i64,
+    pub time_in_force: u8,
+    pub post_only: u8,
+    pub self_trade_policy: u8,
+    pub padding: [u8; 5],
 }
 
 /// Type 20: send again every execution report of this user from `from_report_seq` on.
@@ -303,7 +387,7 @@ pub struct ExecutionReport {
     pub time_in_force: u8,
     /// Fills only: 1 maker, 2 taker.
     pub liquidity: u8,
-    /// Bit 0: this frame is sent again, in answer to a resend request.
+    /// [`report_flags`]: resent (bit 0), waiting for a trigger (bit 1).
     pub flags: u8,
     pub shard: u16,
 }
@@ -367,6 +451,8 @@ pub enum Message {
     Cancel(Cancel),
     Replace(Replace),
     MassCancel(MassCancel),
+    NewConditionalOrder(NewConditionalOrder),
+    NewBracket(NewBracket),
     ResendRequest(ResendRequest),
     Subscribe(Subscription),
     Unsubscribe(Subscription),
@@ -424,6 +510,8 @@ pub fn body_len(message_type: u16) -> Option<usize> {
         t::CANCEL => size_of::<Cancel>(),
         t::REPLACE => size_of::<Replace>(),
         t::MASS_CANCEL => size_of::<MassCancel>(),
+        t::NEW_CONDITIONAL_ORDER => size_of::<NewConditionalOrder>(),
+        t::NEW_BRACKET => size_of::<NewBracket>(),
         t::RESEND_REQUEST => size_of::<ResendRequest>(),
         t::SUBSCRIBE | t::UNSUBSCRIBE => size_of::<Subscription>(),
         t::SYMBOL_DIRECTORY_REQUEST => size_of::<SymbolDirectoryRequest>(),
@@ -449,6 +537,8 @@ impl Message {
             Message::Cancel(_) => t::CANCEL,
             Message::Replace(_) => t::REPLACE,
             Message::MassCancel(_) => t::MASS_CANCEL,
+            Message::NewConditionalOrder(_) => t::NEW_CONDITIONAL_ORDER,
+            Message::NewBracket(_) => t::NEW_BRACKET,
             Message::ResendRequest(_) => t::RESEND_REQUEST,
             Message::Subscribe(_) => t::SUBSCRIBE,
             Message::Unsubscribe(_) => t::UNSUBSCRIBE,
@@ -472,6 +562,8 @@ impl Message {
             Message::Cancel(b) => bytemuck::bytes_of(b),
             Message::Replace(b) => bytemuck::bytes_of(b),
             Message::MassCancel(b) => bytemuck::bytes_of(b),
+            Message::NewConditionalOrder(b) => bytemuck::bytes_of(b),
+            Message::NewBracket(b) => bytemuck::bytes_of(b),
             Message::ResendRequest(b) => bytemuck::bytes_of(b),
             Message::Subscribe(b) | Message::Unsubscribe(b) => bytemuck::bytes_of(b),
             Message::SymbolDirectoryRequest(b) => bytemuck::bytes_of(b),
@@ -551,6 +643,16 @@ fn decode_body(message_type: u16, body: &[u8]) -> Result<Message, DecodeError> {
         t::CANCEL => Message::Cancel(read(body)),
         t::REPLACE => Message::Replace(read(body)),
         t::MASS_CANCEL => Message::MassCancel(read(body)),
+        t::NEW_CONDITIONAL_ORDER => {
+            let order: NewConditionalOrder = read(body);
+            check_conditional_order(&order)?;
+            Message::NewConditionalOrder(order)
+        }
+        t::NEW_BRACKET => {
+            let bracket: NewBracket = read(body);
+            check_bracket(&bracket)?;
+            Message::NewBracket(bracket)
+        }
         t::RESEND_REQUEST => Message::ResendRequest(read(body)),
         t::SUBSCRIBE => Message::Subscribe(read(body)),
         t::UNSUBSCRIBE => Message::Unsubscribe(read(body)),
@@ -567,24 +669,81 @@ fn decode_body(message_type: u16, body: &[u8]) -> Result<Message, DecodeError> {
     Ok(message)
 }
 
+/// The code fields every order-carrying message has, checked against their tables.
+struct OrderCodes<'a> {
+    message_type: u16,
+    request_id: u64,
+    client_order_id: &'a [u8; 16],
+    side: u8,
+    order_kind: u8,
+    time_in_force: u8,
+    self_trade_policy: u8,
+    post_only: u8,
+}
+
+impl OrderCodes<'_> {
+    fn bad(&self, field: &'static str, value: u64) -> DecodeError {
+        DecodeError::BadValue { message_type: self.message_type, field, value, request_id: self.request_id }
+    }
+
+    fn check(&self) -> Result<(), DecodeError> {
+        side_from_code(self.side).ok_or(self.bad("side", self.side.into()))?;
+        order_kind_from_code(self.order_kind).ok_or(self.bad("order_kind", self.order_kind.into()))?;
+        time_in_force_from_code(self.time_in_force).ok_or(self.bad("time_in_force", self.time_in_force.into()))?;
+        self_trade_from_code(self.self_trade_policy)
+            .ok_or(self.bad("self_trade_policy", self.self_trade_policy.into()))?;
+        if self.post_only > 1 {
+            return Err(self.bad("post_only", self.post_only.into()));
+        }
+        if !is_padded_ascii(self.client_order_id) {
+            return Err(self.bad("client_order_id", u64::from(self.client_order_id[0])));
+        }
+        Ok(())
+    }
+}
+
 fn check_new_order(order: &NewOrder) -> Result<(), DecodeError> {
-    let bad = |field: &'static str, value: u64| DecodeError::BadValue {
+    OrderCodes {
         message_type: message_type::NEW_ORDER,
-        field,
-        value,
         request_id: order.request_id,
+        client_order_id: &order.client_order_id,
+        side: order.side,
+        order_kind: order.order_kind,
+        time_in_force: order.time_in_force,
+        self_trade_policy: order.self_trade_policy,
+        post_only: order.post_only,
+    }
+    .check()
+}
+
+fn check_conditional_order(order: &NewConditionalOrder) -> Result<(), DecodeError> {
+    let codes = OrderCodes {
+        message_type: message_type::NEW_CONDITIONAL_ORDER,
+        request_id: order.request_id,
+        client_order_id: &order.client_order_id,
+        side: order.side,
+        order_kind: order.order_kind,
+        time_in_force: order.time_in_force,
+        self_trade_policy: order.self_trade_policy,
+        post_only: 0,
     };
-    side_from_code(order.side).ok_or(bad("side", order.side.into()))?;
-    order_kind_from_code(order.order_kind).ok_or(bad("order_kind", order.order_kind.into()))?;
-    time_in_force_from_code(order.time_in_force).ok_or(bad("time_in_force", order.time_in_force.into()))?;
-    self_trade_from_code(order.self_trade_policy).ok_or(bad("self_trade_policy", order.self_trade_policy.into()))?;
-    if order.post_only > 1 {
-        return Err(bad("post_only", order.post_only.into()));
-    }
-    if !is_padded_ascii(&order.client_order_id) {
-        return Err(bad("client_order_id", u64::from(order.client_order_id[0])));
-    }
+    codes.check()?;
+    trigger_from_code(order.trigger).ok_or(codes.bad("trigger", order.trigger.into()))?;
     Ok(())
+}
+
+fn check_bracket(bracket: &NewBracket) -> Result<(), DecodeError> {
+    OrderCodes {
+        message_type: message_type::NEW_BRACKET,
+        request_id: bracket.request_id,
+        client_order_id: &bracket.client_order_id,
+        side: bracket.side,
+        order_kind: bracket.order_kind,
+        time_in_force: bracket.time_in_force,
+        self_trade_policy: bracket.self_trade_policy,
+        post_only: bracket.post_only,
+    }
+    .check()
 }
 
 pub fn side_from_code(code: u8) -> Option<Side> {
@@ -614,6 +773,26 @@ pub fn order_kind_code(value: OrderKind) -> u8 {
     match value {
         OrderKind::Limit => order_kind::LIMIT,
         OrderKind::Market => order_kind::MARKET,
+    }
+}
+
+/// A trigger code; 0 (none) is not a code: an order without a trigger is a `new_order`.
+pub fn trigger_from_code(code: u8) -> Option<TriggerKind> {
+    match code {
+        trigger::STOP => Some(TriggerKind::Stop),
+        trigger::TAKE_PROFIT => Some(TriggerKind::TakeProfit),
+        trigger::TRAILING_STOP => Some(TriggerKind::TrailingStop),
+        _ => None,
+    }
+}
+
+/// The code of a trigger; 0 for `TriggerKind::None`.
+pub fn trigger_code(value: TriggerKind) -> u8 {
+    match value {
+        TriggerKind::None => 0,
+        TriggerKind::Stop => trigger::STOP,
+        TriggerKind::TakeProfit => trigger::TAKE_PROFIT,
+        TriggerKind::TrailingStop => trigger::TRAILING_STOP,
     }
 }
 
@@ -687,7 +866,7 @@ pub fn text_of(field: &[u8]) -> Option<&str> {
 mod tests {
     use super::*;
 
-    const SIZES: [(usize, usize); 17] = [
+    const SIZES: [(usize, usize); 19] = [
         (size_of::<Login>(), 72),
         (size_of::<Logout>(), 8),
         (size_of::<Heartbeat>(), 8),
@@ -695,6 +874,8 @@ mod tests {
         (size_of::<Cancel>(), 24),
         (size_of::<Replace>(), 40),
         (size_of::<MassCancel>(), 16),
+        (size_of::<NewConditionalOrder>(), 88),
+        (size_of::<NewBracket>(), 88),
         (size_of::<ResendRequest>(), 8),
         (size_of::<Subscription>(), 8),
         (size_of::<SymbolDirectoryRequest>(), 8),
@@ -767,6 +948,42 @@ mod tests {
             DecodeError::BadValue { message_type: message_type::NEW_ORDER, field: "side", value: 7, request_id: 9 }
         );
         assert_eq!(error.frame_len(), Some(bad_side.len()));
+
+        let stop = NewConditionalOrder {
+            request_id: 11,
+            side: side::BUY,
+            order_kind: order_kind::MARKET,
+            time_in_force: time_in_force::IOC,
+            trigger: 0,
+            ..NewConditionalOrder::default()
+        };
+        let mut no_trigger = Vec::new();
+        encode(&Message::NewConditionalOrder(stop), 1, &mut no_trigger);
+        let error = decode(&no_trigger).unwrap_err();
+        let expected = DecodeError::BadValue {
+            message_type: message_type::NEW_CONDITIONAL_ORDER,
+            field: "trigger",
+            value: 0,
+            request_id: 11,
+        };
+        assert_eq!(error, expected);
+        assert_eq!(error.frame_len(), Some(HEADER_LEN + 88));
+        let mut stop_frame = Vec::new();
+        encode(
+            &Message::NewConditionalOrder(NewConditionalOrder { trigger: trigger::STOP, ..stop }),
+            1,
+            &mut stop_frame,
+        );
+        assert!(matches!(decode(&stop_frame), Ok(Some((Frame { message: Message::NewConditionalOrder(_), .. }, _)))));
+
+        let bracket =
+            NewBracket { request_id: 12, side: side::SELL, order_kind: 1, time_in_force: 9, ..NewBracket::default() };
+        let mut bad_tif = Vec::new();
+        encode(&Message::NewBracket(bracket), 1, &mut bad_tif);
+        assert!(matches!(
+            decode(&bad_tif),
+            Err(DecodeError::BadValue { field: "time_in_force", value: 9, request_id: 12, .. })
+        ));
     }
 
     #[test]
@@ -793,5 +1010,10 @@ mod tests {
         assert_eq!(order_kind_from_code(3), None);
         assert_eq!(time_in_force_from_code(6), None);
         assert_eq!(self_trade_from_code(5), None);
+        for value in [TriggerKind::Stop, TriggerKind::TakeProfit, TriggerKind::TrailingStop] {
+            assert_eq!(trigger_from_code(trigger_code(value)), Some(value));
+        }
+        assert_eq!(trigger_from_code(trigger_code(TriggerKind::None)), None);
+        assert_eq!(trigger_from_code(4), None);
     }
 }

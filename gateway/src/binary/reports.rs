@@ -2,10 +2,12 @@
 //!
 //! One event gives at most two reports (a fill: maker and taker). Reports carry what the event
 //! carries: a cancel names the order and the quantity removed but not its side or client order id,
-//! which the client knows from the order's `accepted` report. Events that concern no order
+//! which the client knows from the order's `accepted` report. A conditional order's acceptance is
+//! an `accepted` report flagged `WAITING` (it is off-book); when it fires, a `triggered` report and
+//! then a plain `accepted` follow under the same order id. Events that concern no order
 //! (portfolio creation, cash, halts, reference prices) give none.
 
-use super::protocol::{order_kind_code, report_type, side_code, time_in_force_code, ExecutionReport};
+use super::protocol::{order_kind_code, report_flags, report_type, side_code, time_in_force_code, ExecutionReport};
 use simex_engine::{CancelReason, Event, EventBody, PortfolioId};
 
 /// `ExecutionReport::liquidity` codes.
@@ -107,9 +109,24 @@ pub fn reports_of(event: &Event, shard: u16, mut emit: impl FnMut(PortfolioId, E
         | EventBody::ReferencePriceSet { .. }
         | EventBody::HaltedSet { .. }
         | EventBody::ReferenceQuoteSet { .. }
-        | EventBody::ReferenceTradePrinted { .. }
-        // The protocol cannot enter conditional orders yet, so none of a session's is waiting.
-        | EventBody::ConditionalAccepted(_) => {}
+        | EventBody::ReferenceTradePrinted { .. } => {}
+        EventBody::ConditionalAccepted(order) => {
+            let report = ExecutionReport {
+                report_type: report_type::ACCEPTED,
+                flags: report_flags::WAITING,
+                order_id: order.order_id,
+                portfolio_id: order.portfolio_id,
+                symbol_id: order.symbol_id,
+                side: side_code(order.side),
+                order_kind: order_kind_code(order.kind),
+                time_in_force: time_in_force_code(order.time_in_force),
+                price_ticks: order.price_ticks,
+                qty_lots: order.qty_lots,
+                client_order_id: order.client_order_id.0,
+                ..base
+            };
+            emit(order.portfolio_id, report, true);
+        }
         EventBody::OrderTriggered { order_id, portfolio_id, symbol_id, price_ticks, qty_lots } => {
             let report = ExecutionReport {
                 report_type: report_type::TRIGGERED,

@@ -28,8 +28,8 @@ use super::auth::{ApiKeys, UserId};
 use super::market::MarketMirror;
 use super::protocol::{
     self, decode, gateway_reject, login_reject, logout_reason, message_type, report_type, text_of, Cancel, DecodeError,
-    ExecutionReport, Heartbeat, Login, LoginAccepted, LoginRejected, Logout, MassCancel, Message, NewOrder, Replace,
-    RequestRejected, Subscription, SymbolDirectory, ALL_SYMBOLS,
+    ExecutionReport, Heartbeat, Login, LoginAccepted, LoginRejected, Logout, MassCancel, Message, NewBracket,
+    NewConditionalOrder, NewOrder, Replace, RequestRejected, Subscription, SymbolDirectory, ALL_SYMBOLS,
 };
 use super::report_log::{JournaledReport, ReportJournal};
 use super::reports::reports_of;
@@ -386,6 +386,8 @@ impl Server {
             Message::Logout(_) => session.close(logout_reason::REQUESTED),
             Message::Heartbeat(_) => {}
             Message::NewOrder(order) => self.new_order(user, &order),
+            Message::NewConditionalOrder(order) => self.new_conditional_order(user, &order),
+            Message::NewBracket(bracket) => self.new_bracket(user, &bracket),
             Message::Cancel(Cancel { request_id, order_id, portfolio_id, .. }) => {
                 self.submit(user, request_id, portfolio_id, CommandBody::Cancel { portfolio_id, order_id })
             }
@@ -451,52 +453,104 @@ impl Server {
     }
 
     fn new_order(&mut self, user: UserId, order: &NewOrder) {
-        let reject = |reason: u16| ExecutionReport {
+        let fields = OrderFields {
             request_id: order.request_id,
+            client_order_id: order.client_order_id,
             portfolio_id: order.portfolio_id,
             symbol_id: order.symbol_id,
             side: order.side,
             order_kind: order.order_kind,
             time_in_force: order.time_in_force,
-            client_order_id: order.client_order_id,
-            ..gateway_reject_report(reason)
+            self_trade_policy: order.self_trade_policy,
         };
         if order.trigger_price_ticks != 0 {
-            self.append_report(user, reject(gateway_reject::UNSUPPORTED));
+            self.append_report(user, fields.reject(gateway_reject::UNSUPPORTED));
             return;
         }
-        // Codes were checked by the decoder; a failed conversion here cannot happen but is refused.
-        let (Some(side), Some(kind), Some(time_in_force), Some(self_trade_policy)) = (
-            protocol::side_from_code(order.side),
-            protocol::order_kind_from_code(order.order_kind),
-            protocol::time_in_force_from_code(order.time_in_force),
-            protocol::self_trade_from_code(order.self_trade_policy),
-        ) else {
-            self.append_report(user, reject(gateway_reject::INVALID_FIELD));
+        let Some(base) = fields.engine_order() else {
+            self.append_report(user, fields.reject(gateway_reject::INVALID_FIELD));
             return;
         };
         let command = CommandBody::NewOrder(simex_engine::NewOrder {
-            portfolio_id: order.portfolio_id,
-            symbol_id: order.symbol_id,
-            side,
-            kind,
             price_ticks: order.price_ticks,
             qty_lots: order.qty_lots,
-            time_in_force,
             expire_at_ns: order.expire_at_ns,
-            client_order_id: ClientOrderId(order.client_order_id),
             post_only: order.post_only == 1,
-            self_trade_policy,
-            // Conditional orders are not in the protocol yet (their fields are reserved).
-            ..simex_engine::NewOrder::limit(order.portfolio_id, order.symbol_id, side, 0, 0)
+            ..base
         });
-        if !self.auth.owns(user, order.portfolio_id) {
-            self.append_report(user, reject(gateway_reject::PORTFOLIO_NOT_OWNED));
+        self.submit_order(user, &fields, command);
+    }
+
+    fn new_conditional_order(&mut self, user: UserId, order: &NewConditionalOrder) {
+        let fields = OrderFields {
+            request_id: order.request_id,
+            client_order_id: order.client_order_id,
+            portfolio_id: order.portfolio_id,
+            symbol_id: order.symbol_id,
+            side: order.side,
+            order_kind: order.order_kind,
+            time_in_force: order.time_in_force,
+            self_trade_policy: order.self_trade_policy,
+        };
+        // A trigger of 0 would make this a book order; the decoder refuses it, and so does this.
+        let (Some(base), Some(trigger)) = (fields.engine_order(), protocol::trigger_from_code(order.trigger)) else {
+            self.append_report(user, fields.reject(gateway_reject::INVALID_FIELD));
+            return;
+        };
+        let command = CommandBody::NewOrder(simex_engine::NewOrder {
+            price_ticks: order.price_ticks,
+            qty_lots: order.qty_lots,
+            expire_at_ns: order.expire_at_ns,
+            trigger,
+            trigger_price_ticks: order.trigger_price_ticks,
+            trail_ticks: order.trail_ticks,
+            trail_bps: i64::from(order.trail_bps),
+            oco_order_id: order.oco_order_id,
+            ..base
+        });
+        self.submit_order(user, &fields, command);
+    }
+
+    fn new_bracket(&mut self, user: UserId, bracket: &NewBracket) {
+        let fields = OrderFields {
+            request_id: bracket.request_id,
+            client_order_id: bracket.client_order_id,
+            portfolio_id: bracket.portfolio_id,
+            symbol_id: bracket.symbol_id,
+            side: bracket.side,
+            order_kind: bracket.order_kind,
+            time_in_force: bracket.time_in_force,
+            self_trade_policy: bracket.self_trade_policy,
+        };
+        let Some(base) = fields.engine_order() else {
+            self.append_report(user, fields.reject(gateway_reject::INVALID_FIELD));
+            return;
+        };
+        let entry = simex_engine::NewOrder {
+            price_ticks: bracket.price_ticks,
+            qty_lots: bracket.qty_lots,
+            expire_at_ns: bracket.expire_at_ns,
+            post_only: bracket.post_only == 1,
+            ..base
+        };
+        let command = CommandBody::NewBracket {
+            entry,
+            take_profit_price_ticks: bracket.take_profit_price_ticks,
+            stop_loss_trigger_ticks: bracket.stop_loss_trigger_ticks,
+            stop_loss_limit_ticks: bracket.stop_loss_limit_ticks,
+        };
+        self.submit_order(user, &fields, command);
+    }
+
+    /// Submits a new order or bracket once the portfolio is known to be the user's.
+    fn submit_order(&mut self, user: UserId, fields: &OrderFields, command: CommandBody) {
+        if !self.auth.owns(user, fields.portfolio_id) {
+            self.append_report(user, fields.reject(gateway_reject::PORTFOLIO_NOT_OWNED));
             return;
         }
         match self.submitter.submit(command) {
-            Ok(ticket) => self.track(ticket, user, order.request_id, &command),
-            Err(SubmitError::Busy) => self.append_report(user, reject(gateway_reject::BUSY)),
+            Ok(ticket) => self.track(ticket, user, fields.request_id, &command),
+            Err(SubmitError::Busy) => self.append_report(user, fields.reject(gateway_reject::BUSY)),
         }
     }
 
@@ -772,7 +826,7 @@ impl Server {
                     while session.closing.is_none() && session.report_cursor <= available && session.has_room() {
                         let mut report = reports[(session.report_cursor - 1) as usize];
                         if session.resending {
-                            report.flags |= 1;
+                            report.flags |= protocol::report_flags::RESENT;
                         }
                         session.queue(&Message::ExecutionReport(report));
                         session.report_cursor += 1;
@@ -826,6 +880,50 @@ impl Server {
             }
         }
         self.free.push(index);
+    }
+}
+
+/// The fields every order-carrying request has, as sent: what a gateway reject echoes, and the
+/// engine order they make.
+struct OrderFields {
+    request_id: u64,
+    client_order_id: [u8; 16],
+    portfolio_id: u32,
+    symbol_id: u16,
+    side: u8,
+    order_kind: u8,
+    time_in_force: u8,
+    self_trade_policy: u8,
+}
+
+impl OrderFields {
+    fn reject(&self, reason: u16) -> ExecutionReport {
+        ExecutionReport {
+            request_id: self.request_id,
+            portfolio_id: self.portfolio_id,
+            symbol_id: self.symbol_id,
+            side: self.side,
+            order_kind: self.order_kind,
+            time_in_force: self.time_in_force,
+            client_order_id: self.client_order_id,
+            ..gateway_reject_report(reason)
+        }
+    }
+
+    /// The engine order these fields make, with price, quantity and expiry 0 and no trigger. `None` if
+    /// a code is outside its table (the decoder has refused that already; this refuses it again).
+    fn engine_order(&self) -> Option<simex_engine::NewOrder> {
+        let side = protocol::side_from_code(self.side)?;
+        let kind = protocol::order_kind_from_code(self.order_kind)?;
+        let time_in_force = protocol::time_in_force_from_code(self.time_in_force)?;
+        let self_trade_policy = protocol::self_trade_from_code(self.self_trade_policy)?;
+        Some(simex_engine::NewOrder {
+            kind,
+            time_in_force,
+            client_order_id: ClientOrderId(self.client_order_id),
+            self_trade_policy,
+            ..simex_engine::NewOrder::limit(self.portfolio_id, self.symbol_id, side, 0, 0)
+        })
     }
 }
 

@@ -29,6 +29,11 @@ struct Args {
     rate: u64,
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// The order mix. exchange-core: the engine benchmark's port of exchange-core's test generator
+    /// (after a warm-up that builds ~1,000 resting orders: 9% GTC, 3% IOC, 6% cancel, 82% move,
+    /// priced around 100,000 ticks, 1 to 126 lots; IOCs limited to 9% from the last trade); each
+    /// connection runs its own generator with self-trade prevention off. new-cancel: a resting GTC
+    /// order, then a cancel of the oldest, alternately.
     #[arg(long, value_enum, default_value_t = MixKind::ExchangeCore)]
     mix: MixKind,
     #[arg(long, default_value_t = 1)]

@@ -6,16 +6,18 @@
 //! for a cancel and `PATCH` for a replace. HTTP has no pipelining here, so in open loop a slow
 //! answer delays the next send and that delay is counted against it, as for the binary target.
 //!
-//! The in-process venue is `simex::venue::run` on its own thread, with a fresh data directory,
+//! The in-process venue is the served venue on its own thread, with a fresh data directory,
 //! durability `none`, no price feeds, free ports and its per-key rate limit raised to
-//! [`RATE_LIMIT`] (the served default of 50 requests/s would answer most of the load 429). It has
-//! no way to be stopped from inside the process, so it lives until the loadgen exits.
+//! [`RATE_LIMIT`] (the served default of 50 requests/s would answer most of the load 429). It runs
+//! under `simex::venue::run_until` and is stopped (and its data directory removed) when the run is
+//! done, so that a `--target both` run or a test does not leave a venue behind.
 
 use super::mix::{self, Mix, OpenOrder, KIND_CANCEL, KIND_NEW, KIND_REPLACE};
 use super::{now_ns, ConnectionDone, LoadConfig, Recorder, Shared};
 use anyhow::Context;
 use simex::binary::protocol::{side, time_in_force, Message};
 use simex::config::{ServeArgs, VenueConfig};
+use simex::venue::StopHandle;
 use simex_engine::decimal::Step;
 use simex_engine::InstrumentTable;
 use std::collections::BTreeMap;
@@ -27,19 +29,25 @@ use std::time::{Duration, Instant};
 /// Requests per second (and burst) per API key of the in-process HTTP venue.
 pub const RATE_LIMIT: u32 = 10_000_000;
 
-/// A served venue in this process.
+/// A served venue in this process; dropping it stops the venue and removes its data directory.
 pub struct HttpVenue {
     pub base_url: String,
     data_dir: PathBuf,
+    stop: StopHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for HttpVenue {
     fn drop(&mut self) {
+        self.stop.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
-/// Starts `simex::venue::run` on a thread and waits until it answers `/health`.
+/// Starts `simex::venue::run_until` on a thread and waits until it answers `/health`.
 pub fn start_venue(shards: usize) -> anyhow::Result<HttpVenue> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
@@ -58,12 +66,14 @@ pub fn start_venue(shards: usize) -> anyhow::Result<HttpVenue> {
         ..ServeArgs::default()
     };
     let config = VenueConfig::resolve(args)?;
-    std::thread::Builder::new().name("simex-venue".into()).spawn(move || {
-        if let Err(error) = simex::venue::run(config) {
+    let stop = StopHandle::new();
+    let stopped = stop.stopped();
+    let thread = std::thread::Builder::new().name("simex-venue".into()).spawn(move || {
+        if let Err(error) = simex::venue::run_until(config, stopped) {
             eprintln!("the in-process HTTP venue stopped: {error:#}");
         }
     })?;
-    let venue = HttpVenue { base_url: format!("http://127.0.0.1:{port}"), data_dir };
+    let venue = HttpVenue { base_url: format!("http://127.0.0.1:{port}"), data_dir, stop, thread: Some(thread) };
     let client = reqwest::blocking::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -215,12 +225,15 @@ fn track(message: &Message, kind: u8, success: bool, body: &[u8], shared: &Share
     match (kind, message) {
         (KIND_NEW, Message::NewOrder(order)) if success && order.time_in_force == time_in_force::GTC => {
             let Ok(answer) = serde_json::from_slice::<serde_json::Value>(body) else { return };
-            let resting = matches!(answer["status"].as_str(), Some("open" | "partially_filled"));
-            if let (true, Some(order_id)) = (resting, answer["order_id"].as_u64()) {
-                if orders.len() >= mix::REMEMBERED_MAX {
-                    orders.pop_front();
+            let Some(order_id) = answer["order_id"].as_u64() else { return };
+            if let Some(client_id) = mix::client_id_of(&order.client_order_id) {
+                orders.by_client_id.insert(client_id, order_id);
+            }
+            if matches!(answer["status"].as_str(), Some("open" | "partially_filled")) {
+                if orders.queue.len() >= mix::REMEMBERED_MAX {
+                    orders.queue.pop_front();
                 }
-                orders.push_back(OpenOrder {
+                orders.queue.push_back(OpenOrder {
                     order_id,
                     side: order.side,
                     price_ticks: order.price_ticks,
@@ -229,7 +242,9 @@ fn track(message: &Message, kind: u8, success: bool, body: &[u8], shared: &Share
             }
         }
         // The order is gone (filled meanwhile): forget it.
-        (KIND_REPLACE, Message::Replace(replace)) if !success => orders.retain(|o| o.order_id != replace.order_id),
+        (KIND_REPLACE, Message::Replace(replace)) if !success => {
+            orders.queue.retain(|o| o.order_id != replace.order_id)
+        }
         (KIND_CANCEL, _) => {}
         _ => {}
     }

@@ -22,13 +22,13 @@ pub mod mix;
 pub mod report;
 
 use hdrhistogram::Histogram;
-use mix::{Mix, MixKind, OpenOrder, Request};
+use mix::{Mix, MixKind, OpenOrders, Request};
 use simex::binary::client::{Client, ClientError, ClientReceiver, ClientSender};
 use simex::binary::protocol::{report_type, Message};
 use simex::binary::{spawn, BinaryConfig, BinaryHandle, MemoryKeys};
 use simex::runtime::{new_histogram, Response, Runtime, RuntimeConfig, Submitter};
-use simex_engine::{CommandBody, InstrumentTable};
-use std::collections::{BTreeMap, VecDeque};
+use simex_engine::{CommandBody, InstrumentTable, RiskLimits};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,7 +60,7 @@ pub enum Protocol {
 
 #[derive(Clone, Debug)]
 pub enum HttpTarget {
-    /// Serve a venue (`simex::venue::run`) in this process.
+    /// Serve a venue (`simex::venue::run_until`) in this process, stopped when the run ends.
     InProcess { shards: usize },
     /// A running venue's HTTP API, e.g. `http://127.0.0.1:8080`: the loadgen registers a user and
     /// opens a portfolio per connection there.
@@ -107,7 +107,7 @@ struct Shared {
     /// `request_id - 1`, in a ring of `SLOTS` entries; 0 when not in flight.
     planned_ns: Vec<AtomicI64>,
     kind: Vec<AtomicU8>,
-    open_orders: Mutex<VecDeque<OpenOrder>>,
+    open_orders: Mutex<OpenOrders>,
     answered: AtomicU64,
     stop: AtomicBool,
 }
@@ -119,7 +119,7 @@ impl Shared {
         Shared {
             planned_ns: (0..SLOTS).map(|_| AtomicI64::new(0)).collect(),
             kind: (0..SLOTS).map(|_| AtomicU8::new(0)).collect(),
-            open_orders: Mutex::new(VecDeque::new()),
+            open_orders: Mutex::new(OpenOrders::default()),
             answered: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         }
@@ -157,13 +157,25 @@ fn start_venue(connections: usize, shards: usize, busy_poll: bool) -> anyhow::Re
     for connection in 0..connections {
         let portfolio_id = portfolio_of(connection);
         keys = keys.with_user(&key_of(connection), u64::from(portfolio_id), &[portfolio_id]);
-        let command = CommandBody::CreatePortfolio { portfolio_id, cash_micros: 1_000_000_000 * 1_000_000 };
-        let ticket = admin.submit(command).map_err(|e| anyhow::anyhow!("{e}"))?;
-        loop {
-            match admin.poll() {
-                Some(Response::Done { ticket: done, .. }) if done == ticket => break,
-                Some(_) => {}
-                None => std::thread::yield_now(),
+        // Limits wide enough for the exchange-core mix's thousand resting orders of up to 126 lots
+        // at about 1,000.00, and for the position one connection builds trading with itself.
+        let limits = RiskLimits {
+            order_notional_max_micros: i64::MAX / 4,
+            gross_exposure_max_micros: i64::MAX / 4,
+            open_orders_max: 1_000_000,
+            daily_loss_max_micros: i64::MAX,
+        };
+        for command in [
+            CommandBody::CreatePortfolio { portfolio_id, cash_micros: 1_000_000_000 * 1_000_000 },
+            CommandBody::SetRiskLimits { portfolio_id, limits },
+        ] {
+            let ticket = admin.submit(command).map_err(|e| anyhow::anyhow!("{e}"))?;
+            loop {
+                match admin.poll() {
+                    Some(Response::Done { ticket: done, .. }) if done == ticket => break,
+                    Some(_) => {}
+                    None => std::thread::yield_now(),
+                }
             }
         }
     }

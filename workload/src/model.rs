@@ -12,10 +12,10 @@
 //! replace goes to the back of its new level and may trade on the way; a replace that changes
 //! nothing, and a cancel or replace of an order that is not resting, are rejected.
 
-use super::{Op, Side, Tif, Workload};
 #[cfg(test)]
 use crate::fills::FillLog;
 use crate::fills::{FillSink, RunLog, Trade};
+use crate::{Op, Side, Tif, Workload};
 use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Debug, Default)]

@@ -22,9 +22,9 @@
 //!   ~750 levels (it is the price scale, through the ±5% spread of new orders, that sets the level
 //!   count).
 
-use super::model::ModelBook;
-use super::{Op, Side, Tif, Workload};
 use crate::fills::{FillSink, Trade};
+use crate::model::ModelBook;
+use crate::{Op, Side, Tif, Workload};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -55,37 +55,78 @@ const PICK_WINDOW: usize = 512;
 const CENTRAL_MOVE_ALPHA: f64 = 0.01;
 
 pub fn generate(params: &Params) -> Workload {
-    let mut session = Session::new(params);
+    let mut generator = Generator::new(params);
     let mut warmup = Vec::new();
     let mut measured = Vec::with_capacity(params.commands);
-    let mut fills = Fills::default();
-    let mut generated = 0usize;
-    let mut next_size_check = SIZE_CHECK_EVERY.min(params.target_orders + 1);
     while measured.len() < params.commands {
-        let Some(op) = session.next_op() else {
-            continue;
-        };
-        fills.trades.clear();
-        let rejected = session.book.apply(&op, &mut fills);
-        assert!(!rejected, "the generator sent a command its own book rejects: {op:?}");
-        session.after(&op, &fills.trades);
-        if session.filled {
+        let (op, is_measured) = generator.next_op();
+        if is_measured {
             measured.push(op);
         } else {
             warmup.push(op);
-        }
-        generated += 1;
-        if generated >= next_size_check {
-            next_size_check += SIZE_CHECK_EVERY.min(params.target_orders + 1);
-            session.check_size();
         }
     }
     Workload {
         name: "exchange-core".into(),
         accounts: params.accounts,
-        max_client_id: session.next_id - 1,
+        max_client_id: generator.session.next_id - 1,
         warmup,
         measured,
+    }
+}
+
+/// The generator as an endless stream, for a client that sends commands as it makes them
+/// (`simex-loadgen`): each command is applied to the generator's own model book as it is made, as
+/// [`generate`] does, so the stream is the same. `Params::commands` is not used.
+pub struct Generator {
+    session: Session,
+    fills: Fills,
+    generated: usize,
+    size_check_every: usize,
+    next_size_check: usize,
+}
+
+impl Generator {
+    pub fn new(params: &Params) -> Generator {
+        let size_check_every = SIZE_CHECK_EVERY.min(params.target_orders + 1);
+        Generator {
+            session: Session::new(params),
+            fills: Fills::default(),
+            generated: 0,
+            size_check_every,
+            next_size_check: size_check_every,
+        }
+    }
+
+    /// The next command, and whether it is past the warm-up (the book has reached its target size
+    /// once): exchange-core measures only those.
+    pub fn next_op(&mut self) -> (Op, bool) {
+        let session = &mut self.session;
+        let op = loop {
+            if let Some(op) = session.next_op() {
+                break op;
+            }
+        };
+        self.fills.trades.clear();
+        let rejected = session.book.apply(&op, &mut self.fills);
+        assert!(!rejected, "the generator sent a command its own book rejects: {op:?}");
+        session.after(&op, &self.fills.trades);
+        self.generated += 1;
+        if self.generated >= self.next_size_check {
+            self.next_size_check += self.size_check_every;
+            session.check_size();
+        }
+        (op, session.filled)
+    }
+
+    /// The last trade price of the generator's model (the start price before any trade), in ticks.
+    pub fn last_trade_price(&self) -> i64 {
+        self.session.last_trade_price
+    }
+
+    /// The generator's model of the book after the commands made so far.
+    pub fn book(&self) -> &ModelBook {
+        &self.session.book
     }
 }
 
