@@ -786,10 +786,11 @@ pub fn trigger_from_code(code: u8) -> Option<TriggerKind> {
     }
 }
 
-/// The code of a trigger; 0 for `TriggerKind::None`.
+/// The code of a trigger; 0 for `TriggerKind::None` and for `Delayed` (the latency model's orders
+/// in flight, which no request can ask for).
 pub fn trigger_code(value: TriggerKind) -> u8 {
     match value {
-        TriggerKind::None => 0,
+        TriggerKind::None | TriggerKind::Delayed => 0,
         TriggerKind::Stop => trigger::STOP,
         TriggerKind::TakeProfit => trigger::TAKE_PROFIT,
         TriggerKind::TrailingStop => trigger::TRAILING_STOP,
