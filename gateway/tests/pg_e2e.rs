@@ -25,43 +25,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_postgres::NoTls;
+mod support;
 
-fn base_url() -> Option<String> {
-    match std::env::var("SIMEX_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let required = std::env::var("CI").is_ok_and(|v| v == "true")
-                || std::env::var("SIMEX_REQUIRE_PG").is_ok_and(|v| v == "1");
-            assert!(!required, "SIMEX_TEST_DATABASE_URL is not set, and PostgreSQL is required here");
-            eprintln!("SKIPPED: SIMEX_TEST_DATABASE_URL is not set (eval \"$(tools/pg-cluster start)\")");
-            None
-        }
-    }
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connects to PostgreSQL");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-fn fresh_database(base: &str, name: &str) -> String {
-    let database = format!("simex_{name}_{}", std::process::id());
-    block_on(async {
-        let client = connect(base).await;
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS {database}")).await.unwrap();
-        client.batch_execute(&format!("CREATE DATABASE {database}")).await.unwrap();
-    });
-    let (server, _) = base.rsplit_once('/').expect("a URL ending in /database");
-    format!("{server}/{database}")
-}
+use support::{base_url, block_on, connect, fresh_database};
 
 struct Venue {
     child: Child,

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio_postgres::NoTls;
+mod support;
+
+use support::{base_url, block_on, connect, fresh_database};
 
 /// The tests share one PostgreSQL server, and one of them stops it: they run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -32,49 +34,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const SHARDS: usize = 2;
 /// Small segments, so that the projector follows the journal across many segment rolls.
 const SEGMENT_BYTES: u64 = 8 << 10;
-
-fn base_url() -> Option<String> {
-    match std::env::var("SIMEX_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let required = std::env::var("CI").is_ok_and(|v| v == "true")
-                || std::env::var("SIMEX_REQUIRE_PG").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "SIMEX_TEST_DATABASE_URL is not set, and PostgreSQL is required here (CI or SIMEX_REQUIRE_PG=1): \
-                 run through tools/test or `eval \"$(tools/pg-cluster start)\"`"
-            );
-            eprintln!(
-                "SKIPPED: SIMEX_TEST_DATABASE_URL is not set (eval \"$(tools/pg-cluster start)\" to run this test)"
-            );
-            None
-        }
-    }
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connects to PostgreSQL");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-/// A fresh database of its own for one test.
-fn fresh_database(base: &str, name: &str) -> String {
-    let database = format!("simex_{name}_{}", std::process::id());
-    block_on(async {
-        let client = connect(base).await;
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS {database}")).await.unwrap();
-        client.batch_execute(&format!("CREATE DATABASE {database}")).await.unwrap();
-    });
-    let (server, _) = base.rsplit_once('/').expect("a URL ending in /database");
-    format!("{server}/{database}")
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("simex-projection-{name}-{}", std::process::id()));
