@@ -637,19 +637,45 @@ fn websocket_subscribers_get_trades_books_and_their_own_fills_with_sequences() {
     assert!(trade["sequence"].as_u64().unwrap() > first_sequence);
     assert_eq!(book["asks"], json!([["150.00", "6"]]), "{book}");
 
-    // The bot sees its own order and fill (not the maker's), with its public portfolio id.
+    // The bot sees its own order, fill, position and portfolio (not the maker's), with its public
+    // portfolio id; the portfolio message is what GET .../portfolio answers.
     let mut kinds = Vec::new();
-    while kinds.len() < 2 {
+    let mut fill_sequence = 0;
+    while kinds.len() < 4 {
         let message = read(&mut account);
         assert_eq!(message["portfolio_id"], p, "{message}");
-        assert!(message["sequence"].as_u64().is_some());
+        let sequence = message["sequence"].as_u64().unwrap();
         kinds.push(message["type"].as_str().unwrap().to_string() + "/" + message["event"].as_str().unwrap_or(""));
-        if message["type"] == "fill" {
-            assert_eq!(message["fill"]["order_id"], bought["order_id"]);
-            assert_eq!(message["fill"]["side"], "buy");
+        match message["type"].as_str() {
+            Some("fill") => {
+                assert_eq!(message["fill"]["order_id"], bought["order_id"]);
+                assert_eq!(message["fill"]["side"], "buy");
+                fill_sequence = sequence;
+            }
+            Some("position") => {
+                assert_eq!(sequence, fill_sequence, "the fill's sequence");
+                assert_eq!(
+                    (message["position"]["ticker"].as_str(), message["position"]["shares"].as_str()),
+                    (Some("AAPL"), Some("4")),
+                    "{message}"
+                );
+            }
+            Some("portfolio") => {
+                assert_eq!(sequence, fill_sequence, "the fill's sequence");
+                let (status, shown) = venue.get(&format!("/api/portfolios/{p}/portfolio"), &bot);
+                assert_eq!(status, StatusCode::OK);
+                assert_eq!(message["portfolio"], shown, "the pushed portfolio is the one GET shows");
+            }
+            _ => {}
         }
     }
-    assert_eq!(kinds, ["order/accepted", "fill/"].map(String::from).to_vec(), "{kinds:?}");
+    assert_eq!(kinds, ["order/accepted", "fill/", "position/", "portfolio/"].map(String::from).to_vec(), "{kinds:?}");
+    // A top-up pushes the portfolio again.
+    let topped = venue.post(&format!("/api/portfolios/{p}/topup"), &bot, json!({"amount": "1000"}));
+    assert_eq!(topped.0, StatusCode::OK, "{}", topped.1);
+    let message = read(&mut account);
+    assert_eq!(message["type"], "portfolio", "{message}");
+    assert_eq!(message["portfolio"]["cash_balance"], topped.1["cash_balance"], "{message}");
     let refused = tungstenite::connect(format!("{ws_url}/ws?api_key=st_forged"));
     assert!(refused.is_err());
 }

@@ -135,7 +135,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "get",
         path: "/ws",
         tag: "venue",
-        summary: "WebSocket: trades, book snapshots, book deltas, own orders and fills (see docs/http.md)",
+        summary: "WebSocket: trades, book snapshots, book deltas, own orders, fills, positions and portfolios (see docs/http.md)",
         authenticated: false,
         query: &[("api_key", "optional API key"), ("token", "optional bearer token")],
         request: None,

@@ -1,5 +1,5 @@
-//! `GET /ws`: market data and, for an authenticated connection, the caller's own order and fill
-//! updates, pushed as JSON text messages.
+//! `GET /ws`: market data and, for an authenticated connection, the caller's own order, fill,
+//! position and portfolio updates, pushed as JSON text messages.
 //!
 //! The gateway core publishes the events of each fold into the read model on a broadcast channel
 //! (after folding, so a book snapshot read for an event already contains it; a command's events
@@ -24,9 +24,10 @@
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use super::numbers::Num;
+use super::routes::portfolios::portfolio_view;
 use super::wire::{side_text, FillJson, OrderJson};
 use super::AppState;
-use crate::auth::UserId;
+use crate::auth::{PortfolioEntry, UserId};
 use crate::bridge::FoldedEvents;
 use crate::history::{LevelChange, TradeRecord};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -36,7 +37,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use simex_engine::{EventBody, PortfolioId, SymbolId};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
@@ -287,13 +288,16 @@ fn on_events(
 ) -> Vec<Value> {
     let mut out = Vec::new();
     let mut books_touched: HashMap<SymbolId, u16> = HashMap::new();
-    // Engine portfolio id -> the caller's portfolio id.
-    let mine: HashMap<PortfolioId, PortfolioId> = match (subscriptions.account, user_id) {
+    // Engine portfolio id -> the caller's portfolio.
+    let entries: HashMap<PortfolioId, PortfolioEntry> = match (subscriptions.account, user_id) {
         (true, Some(user_id)) => {
-            state.accounts.portfolios_of(user_id).into_iter().map(|p| (p.engine_portfolio_id, p.portfolio_id)).collect()
+            state.accounts.portfolios_of(user_id).into_iter().map(|p| (p.engine_portfolio_id, p)).collect()
         }
         _ => HashMap::new(),
     };
+    let mine: HashMap<PortfolioId, PortfolioId> = entries.iter().map(|(e, p)| (*e, p.portfolio_id)).collect();
+    // The caller's portfolios whose cash or positions changed, with the last such event's place.
+    let mut portfolios_touched: BTreeMap<PortfolioId, (u16, u64)> = BTreeMap::new();
     // Book deltas go out per fold, after the fold's other messages; a gap resends snapshots.
     for item in batch {
         match item {
@@ -373,7 +377,17 @@ fn on_events(
                         json!({"type": "fill", "portfolio_id": portfolio_id, "shard": shard, "sequence": event.seq});
                     message["fill"] = json!(FillJson::new(&record, &state.instruments));
                     out.push(message);
+                    if let Some(position) = position_message(state, &entries[&engine_portfolio_id], fill.symbol_id) {
+                        out.push(json!({"type": "position", "portfolio_id": portfolio_id, "position": position,
+                                        "shard": shard, "sequence": event.seq}));
+                    }
+                    portfolios_touched.insert(engine_portfolio_id, (shard, event.seq));
                 }
+            }
+            EventBody::CashAdjusted { portfolio_id, .. } | EventBody::PortfolioCreated { portfolio_id, .. }
+                if mine.contains_key(&portfolio_id) =>
+            {
+                portfolios_touched.insert(portfolio_id, (shard, event.seq));
             }
             EventBody::OrderAccepted(order) => {
                 push_order(state, &mine, &mut out, order.portfolio_id, order.order_id, "accepted", shard, event.seq)
@@ -393,6 +407,13 @@ fn on_events(
             _ => {}
         }
     }
+    for (engine_portfolio_id, (shard, sequence)) in portfolios_touched {
+        let entry = &entries[&engine_portfolio_id];
+        if let Some(portfolio) = portfolio_view(state, entry) {
+            out.push(json!({"type": "portfolio", "portfolio_id": entry.portfolio_id, "portfolio": portfolio,
+                            "shard": shard, "sequence": sequence}));
+        }
+    }
     let mut touched: Vec<_> = books_touched.into_iter().collect();
     touched.sort_unstable();
     for (symbol_id, shard) in touched {
@@ -400,6 +421,18 @@ fn on_events(
     }
     out.append(&mut deltas);
     out
+}
+
+/// One position of a portfolio as the portfolio view shows it (flat: shares 0 and its realized
+/// P&L), for the `position` message.
+fn position_message(state: &AppState, entry: &PortfolioEntry, symbol_id: SymbolId) -> Option<Value> {
+    let instrument = state.instruments.get(symbol_id)?;
+    let view = portfolio_view(state, entry)?;
+    let found = view["positions"].as_array()?.iter().find(|p| p["ticker"] == instrument.symbol.as_str()).cloned();
+    Some(found.unwrap_or_else(|| {
+        json!({"ticker": instrument.symbol, "shares": Num::steps(instrument.lot, 0), "avg_price": "0.00",
+               "market_price": null, "market_value": "0.00", "unrealized_pnl": "0.00", "realized_pnl": "0.00"})
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -131,7 +131,14 @@ pub async fn show(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let entry = owned_portfolio(&state, user_id, &path(id)?)?;
-    let account = state.ledger.account(entry.engine_portfolio_id).ok_or_else(ApiError::portfolio_not_found)?;
+    portfolio_view(&state, &entry).map(Json).ok_or_else(ApiError::portfolio_not_found)
+}
+
+/// A portfolio as `GET /api/portfolios/{id}/portfolio` shows it, and as `/ws` pushes it: cash,
+/// positions marked to the reference prices, total value and return. `None` when the engine does
+/// not know the portfolio.
+pub fn portfolio_view(state: &AppState, entry: &PortfolioEntry) -> Option<serde_json::Value> {
+    let account = state.ledger.account(entry.engine_portfolio_id)?;
     let model = state.model.read();
     let mut positions = Vec::new();
     let mut market_value_total = i128::from(account.cash_micros);
@@ -172,14 +179,14 @@ pub async fn show(
     let starting = i128::from(entry.starting_balance_micros.max(1));
     // Percent with four decimals, truncated toward zero.
     let return_pct_e4 = (market_value_total - starting) * 1_000_000 / starting;
-    Ok(Json(serde_json::json!({
+    Some(serde_json::json!({
         "portfolio_id": entry.portfolio_id,
         "cash_balance": Num::money(account.cash_micros),
         "available_cash": Num::money(account.available_micros()),
         "positions": positions,
         "total_value": Num::scaled(market_value_total, 6, 2),
         "total_return_pct": Num::scaled(return_pct_e4, 4, 2),
-    })))
+    }))
 }
 
 pub async fn reset(
