@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(count, report.records);
     assert_eq!(previous, report.last_seq);
 
-    let options = RecoveryOptions { epoch: None, allow_corruption: true };
+    let options = RecoveryOptions { epoch: None, allow_corruption: true, scan_from_seq: None };
     let recovered = recover(root, SHARD, &options).expect("recover");
     assert_eq!(recovered.records(), report.records);
     let after = scan(root, SHARD, recovered.epoch).expect("scan after recovery");
