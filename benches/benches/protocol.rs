@@ -88,9 +88,9 @@ fn main() -> anyhow::Result<()> {
     drop(venue);
     let http_warmup = (cli.http_samples / 10).max(50);
     eprintln!("HTTP round trip: POST trades -> 201, {} round trips", cli.http_samples);
-    let (base_url, data_dir) = start_http_venue(None)?;
-    let measured = http_round_trip(&base_url, http_warmup, cli.http_samples);
-    let _ = std::fs::remove_dir_all(&data_dir);
+    let http_venue = start_http_venue(None)?;
+    let measured = http_round_trip(&http_venue.base_url, http_warmup, cli.http_samples);
+    drop(http_venue);
     let (http_orders, http_cancels, http_elapsed) = measured?;
     eprintln!("HTTP baseline: minimal axum POST -> 201, {} round trips", cli.http_samples);
     let (baseline, baseline_elapsed) = http_baseline(http_warmup, cli.http_samples)?;
@@ -351,10 +351,9 @@ fn pipelined(address: std::net::SocketAddr, symbol_id: u16, count: usize) -> any
     Ok((count as f64 / elapsed.as_secs_f64(), elapsed, rejected))
 }
 
-/// Serves the venue (`simex::venue::run`) on a thread, as `simex` does, with a fresh data directory;
-/// it lives until the benchmark exits. Returns its base URL and data directory once it answers
-/// `/health`.
-fn start_http_venue(database_url: Option<String>) -> anyhow::Result<(String, std::path::PathBuf)> {
+/// Serves the venue in this process, as `simex` does, with a fresh data directory; dropping it
+/// stops the venue and removes the directory.
+fn start_http_venue(database_url: Option<String>) -> anyhow::Result<simex::venue::InProcessVenue> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let name = if database_url.is_some() { "protocol-pg" } else { "protocol" };
     let data_dir = std::env::temp_dir().join(format!("simex-bench-{name}-{}", std::process::id()));
@@ -362,7 +361,7 @@ fn start_http_venue(database_url: Option<String>) -> anyhow::Result<(String, std
     let args = simex::config::ServeArgs {
         port: Some(port),
         binary_port: Some(0),
-        data_dir: Some(data_dir.clone()),
+        data_dir: Some(data_dir),
         durability: Some("none".into()),
         feeds: Some("off".into()),
         rate_limit_per_second: Some(10_000_000),
@@ -370,25 +369,7 @@ fn start_http_venue(database_url: Option<String>) -> anyhow::Result<(String, std
         database_url,
         ..simex::config::ServeArgs::default()
     };
-    let config = simex::config::VenueConfig::resolve(args)?;
-    std::thread::spawn(move || {
-        if let Err(error) = simex::venue::run(config) {
-            eprintln!("the HTTP venue stopped: {error:#}");
-        }
-    });
-    let base_url = format!("http://127.0.0.1:{port}");
-    wait_healthy(&format!("{base_url}/health"))?;
-    Ok((base_url, data_dir))
-}
-
-fn wait_healthy(url: &str) -> anyhow::Result<()> {
-    let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !client.get(url).send().is_ok_and(|r| r.status().is_success()) {
-        anyhow::ensure!(Instant::now() < deadline, "{url} did not answer");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+    simex::venue::InProcessVenue::start(simex::config::VenueConfig::resolve(args)?)
 }
 
 fn http_client() -> anyhow::Result<reqwest::blocking::Client> {
@@ -560,7 +541,8 @@ fn provision_postgres() -> Result<(PgCluster, String), String> {
 /// The HTTP round trip on a venue projecting into PostgreSQL, with the projection's lag sampled.
 fn http_with_postgres(warmup: usize, samples: usize) -> Result<WithPostgres, String> {
     let (cluster, url) = provision_postgres()?;
-    let (base_url, data_dir) = start_http_venue(Some(url)).map_err(|e| format!("{e:#}"))?;
+    let http_venue = start_http_venue(Some(url)).map_err(|e| format!("{e:#}"))?;
+    let base_url = http_venue.base_url.clone();
     let metrics_url = format!("{base_url}/metrics");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
@@ -596,7 +578,8 @@ fn http_with_postgres(warmup: usize, samples: usize) -> Result<WithPostgres, Str
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let _ = std::fs::remove_dir_all(&data_dir);
+    // The venue (and its projection) stops before its database does.
+    drop(http_venue);
     drop(cluster);
     let (orders, _cancels, elapsed) = measured.map_err(|e| format!("{e:#}"))?;
     Ok(WithPostgres { orders, elapsed, lag_max, lag_at_end, caught_up_after })

@@ -56,6 +56,50 @@ impl StopHandle {
     }
 }
 
+/// A venue served on a thread of this process (the load generator, the benchmarks): dropping it
+/// stops the venue, waits for it, and removes its data directory.
+pub struct InProcessVenue {
+    pub base_url: String,
+    pub data_dir: std::path::PathBuf,
+    stop: StopHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessVenue {
+    /// Serves `config` under [`run_until`] on a thread of its own and returns once its HTTP port
+    /// accepts connections (within 30 s).
+    pub fn start(config: VenueConfig) -> anyhow::Result<InProcessVenue> {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], config.listen.port()));
+        let data_dir = config.data_dir.clone();
+        let stop = StopHandle::new();
+        let stopped = stop.stopped();
+        let thread = std::thread::Builder::new().name("simex-venue".into()).spawn(move || {
+            if let Err(error) = run_until(config, stopped) {
+                eprintln!("the in-process venue stopped: {error:#}");
+            }
+        })?;
+        let venue = InProcessVenue { base_url: format!("http://{address}"), data_dir, stop, thread: Some(thread) };
+        for _ in 0..1_500 {
+            if std::net::TcpStream::connect(address).is_ok() {
+                return Ok(venue);
+            }
+            anyhow::ensure!(venue.thread.as_ref().is_some_and(|t| !t.is_finished()), "the in-process venue failed");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        anyhow::bail!("the in-process venue did not start listening on {address}")
+    }
+}
+
+impl Drop for InProcessVenue {
+    fn drop(&mut self) {
+        self.stop.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
 /// Runs the venue until `shutdown` completes (for a venue embedded in another program, which
 /// stops it with a [`StopHandle`] rather than a signal), then shuts it down as [`run`] does.
 pub fn run_until(
@@ -142,7 +186,6 @@ pub fn run_until(
         _ => std::env::var(name).ok(),
     })
     .context("the PostgreSQL projection settings")?;
-    let projection_url = projection_settings.as_ref().map(|c| c.database_url.clone());
     let projection = match projection_settings {
         Some(mut projection_config) => {
             projection_config.accounts_root = Some(accounts_root.clone());
@@ -168,7 +211,7 @@ pub fn run_until(
     };
     // History from PostgreSQL when it is configured, read-your-writes against the read model
     // (history::postgres); from the journal-backed read model otherwise.
-    let history_store: Arc<dyn HistoryStore> = match (&projection, &projection_url) {
+    let history_store: Arc<dyn HistoryStore> = match (&projection, &config.database_url) {
         (Some(projection), Some(url)) => {
             Arc::new(PgHistory::new(url.clone(), history.clone(), projection.lag_source()))
         }

@@ -5,7 +5,8 @@
 //! API must agree with each other and with the recovered state. Every fill once (no duplicate, none
 //! missing), every order the clients were told was accepted present with the API's status, users'
 //! portfolios as the API lists them, and each portfolio's cash and positions derived from the rows
-//! equal to what the recovered engine reports.
+//! equal to what the recovered engine reports. The API is then served without `DATABASE_URL`, so
+//! its answers come from the journal, not from the rows they are compared with.
 //!
 //! History from PostgreSQL: the same history requests answered from PostgreSQL (as `/metrics`
 //! confirms) and, on the same data directory without `DATABASE_URL`, from the journal-backed store
@@ -250,6 +251,10 @@ fn sigkill_mid_run_then_postgres_and_the_api_agree_with_the_recovered_state() {
         assert!(trade_round(&venue, (&maker, maker_portfolio), (&taker, taker_portfolio), round, &none));
     }
     wait_until("the projection to catch up with the recovered venue", || caught_up(&venue, &url, 2));
+    // The API's answers from the journal-backed store, not from the rows they are compared with:
+    // the same data directory, served without DATABASE_URL.
+    drop(venue);
+    let venue = Venue::start_with(dir.path(), None, 2);
 
     let instruments = InstrumentTable::default_table();
     // Queries one at a time on a runtime of their own: the blocking HTTP client must not run

@@ -147,24 +147,31 @@ impl Submitter {
     }
 
     /// Submits one command and waits for it, returning its events: one command in flight, yielding
-    /// while the ring is busy or the answer is not there. For tools, tests and the load driver, not
-    /// for gateways (it allocates and blocks); answers to other tickets are dropped.
+    /// while the ring is busy or the answer is not there. A command for every shard (a mass cancel
+    /// of all symbols, `AdvanceTime`) is done once every shard said so; its events come shard by
+    /// shard as they arrive. For tools, tests and the load driver, not for gateways (it allocates
+    /// and blocks); answers to other tickets are dropped.
     pub fn execute(&mut self, command: CommandBody) -> Vec<Event> {
+        let shards = match self.route(&command) {
+            Route::Shard(_) => 1,
+            Route::AllShards => self.shards(),
+        };
         let ticket = loop {
             match self.submit(command) {
                 Ok(ticket) => break ticket,
                 Err(SubmitError::Busy) => std::thread::yield_now(),
             }
         };
-        let mut events = Vec::new();
-        loop {
+        let (mut events, mut done) = (Vec::new(), 0);
+        while done < shards {
             match self.poll() {
                 Some(Response::Event { ticket: t, event, .. }) if t == ticket => events.push(event),
-                Some(Response::Done { ticket: t, .. }) if t == ticket => return events,
+                Some(Response::Done { ticket: t, .. }) if t == ticket => done += 1,
                 Some(_) => {}
                 None => std::thread::yield_now(),
             }
         }
+        events
     }
 
     /// The next result from any shard, if one is waiting. Records egress and round-trip latency.

@@ -12,16 +12,15 @@
 //! under `simex::venue::run_until` and is stopped (and its data directory removed) when the run is
 //! done, so that a `--target both` run or a test does not leave a venue behind.
 
-use super::mix::{self, Mix, OpenOrder, KIND_CANCEL, KIND_NEW, KIND_REPLACE};
+use super::mix::{self, Mix, OpenOrder, KIND_NEW, KIND_REPLACE};
 use super::{now_ns, ConnectionDone, LoadConfig, Recorder, Shared};
 use anyhow::Context;
 use simex::binary::protocol::{side, time_in_force, Message};
 use simex::config::{ServeArgs, VenueConfig};
-use simex::venue::StopHandle;
+use simex::venue::InProcessVenue;
 use simex_engine::decimal::Step;
 use simex_engine::InstrumentTable;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,24 +29,9 @@ use std::time::{Duration, Instant};
 pub const RATE_LIMIT: u32 = 10_000_000;
 
 /// A served venue in this process; dropping it stops the venue and removes its data directory.
-pub struct HttpVenue {
-    pub base_url: String,
-    data_dir: PathBuf,
-    stop: StopHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub type HttpVenue = InProcessVenue;
 
-impl Drop for HttpVenue {
-    fn drop(&mut self) {
-        self.stop.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
-/// Starts `simex::venue::run_until` on a thread and waits until it answers `/health`.
+/// Serves the venue in this process (see the module documentation) with `shards` shards.
 pub fn start_venue(shards: usize) -> anyhow::Result<HttpVenue> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
@@ -55,7 +39,7 @@ pub fn start_venue(shards: usize) -> anyhow::Result<HttpVenue> {
     let args = ServeArgs {
         port: Some(port),
         binary_port: Some(0),
-        data_dir: Some(data_dir.clone()),
+        data_dir: Some(data_dir),
         durability: Some("none".into()),
         feeds: Some("off".into()),
         shards: Some(shards),
@@ -65,24 +49,7 @@ pub fn start_venue(shards: usize) -> anyhow::Result<HttpVenue> {
         auth_rate_limit_burst: Some(1_000),
         ..ServeArgs::default()
     };
-    let config = VenueConfig::resolve(args)?;
-    let stop = StopHandle::new();
-    let stopped = stop.stopped();
-    let thread = std::thread::Builder::new().name("simex-venue".into()).spawn(move || {
-        if let Err(error) = simex::venue::run_until(config, stopped) {
-            eprintln!("the in-process HTTP venue stopped: {error:#}");
-        }
-    })?;
-    let venue = HttpVenue { base_url: format!("http://127.0.0.1:{port}"), data_dir, stop, thread: Some(thread) };
-    let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if client.get(format!("{}/health", venue.base_url)).send().is_ok_and(|r| r.status().is_success()) {
-            return Ok(venue);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the in-process HTTP venue did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    InProcessVenue::start(VenueConfig::resolve(args)?)
 }
 
 /// One loadgen connection's account on the API: its key and portfolio.
@@ -229,7 +196,7 @@ fn track(message: &Message, kind: u8, success: bool, body: &[u8], shared: &Share
             if let Some(client_id) = mix::client_id_of(&order.client_order_id) {
                 orders.by_client_id.insert(client_id, order_id);
             }
-            if matches!(answer["status"].as_str(), Some("open" | "partially_filled")) {
+            if orders.keep_queue && matches!(answer["status"].as_str(), Some("open" | "partially_filled")) {
                 if orders.queue.len() >= mix::REMEMBERED_MAX {
                     orders.queue.pop_front();
                 }
@@ -245,7 +212,6 @@ fn track(message: &Message, kind: u8, success: bool, body: &[u8], shared: &Share
         (KIND_REPLACE, Message::Replace(replace)) if !success => {
             orders.queue.retain(|o| o.order_id != replace.order_id)
         }
-        (KIND_CANCEL, _) => {}
         _ => {}
     }
 }

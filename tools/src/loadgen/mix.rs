@@ -67,13 +67,29 @@ pub struct OpenOrder {
 }
 
 /// What a connection knows of its orders at the venue, from their reports.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OpenOrders {
     /// GTC orders seen accepted and not yet seen leave, oldest first (the new-cancel mix).
     pub queue: VecDeque<OpenOrder>,
+    /// Whether `queue` is kept: only the new-cancel mix reads it, and for the exchange-core mix,
+    /// whose orders rarely leave, keeping it would scan thousands of entries per report.
+    pub keep_queue: bool,
     /// The venue's order id by the exchange-core generator's client id (the order's
     /// `client_order_id`), from its `accepted` report; dropped when the generator cancels it.
     pub by_client_id: HashMap<u32, u64>,
+}
+
+impl Default for OpenOrders {
+    fn default() -> OpenOrders {
+        OpenOrders { queue: VecDeque::new(), keep_queue: true, by_client_id: HashMap::new() }
+    }
+}
+
+impl OpenOrders {
+    /// What a connection running `mix` needs to track.
+    pub fn for_mix(mix: MixKind) -> OpenOrders {
+        OpenOrders { keep_queue: mix == MixKind::NewCancel, ..OpenOrders::default() }
+    }
 }
 
 pub struct Request {
@@ -112,9 +128,7 @@ impl Mix {
     }
 
     fn next_exchange_core(&mut self, request_id: u64, open_orders: &Mutex<OpenOrders>) -> Request {
-        let Some(generator) = self.generator.as_mut() else {
-            return self.next_new_cancel(request_id, open_orders);
-        };
+        let generator = self.generator.as_mut().expect("an exchange-core mix has its generator");
         let (op, _measured) = generator.next_op();
         let last_trade_ticks = generator.last_trade_price();
         let venue_id = |client_id: u32, forget: bool| {
@@ -220,6 +234,9 @@ pub fn track_open_orders(report: &ExecutionReport, open_orders: &Mutex<OpenOrder
         report_type::ACCEPTED if report.time_in_force == time_in_force::GTC => {
             if let Some(client_id) = client_id_of(&report.client_order_id) {
                 orders.by_client_id.insert(client_id, report.order_id);
+            }
+            if !orders.keep_queue {
+                return;
             }
             if orders.queue.len() >= REMEMBERED_MAX {
                 orders.queue.pop_front();

@@ -26,7 +26,7 @@ use mix::{Mix, MixKind, OpenOrders, Request};
 use simex::binary::client::{Client, ClientError, ClientReceiver, ClientSender};
 use simex::binary::protocol::{report_type, Message};
 use simex::binary::{spawn, BinaryConfig, BinaryHandle, MemoryKeys};
-use simex::runtime::{new_histogram, Response, Runtime, RuntimeConfig, Submitter};
+use simex::runtime::{new_histogram, Runtime, RuntimeConfig, Submitter};
 use simex_engine::{CommandBody, InstrumentTable, RiskLimits};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -115,11 +115,11 @@ struct Shared {
 const SLOTS: usize = 1 << 16;
 
 impl Shared {
-    fn new() -> Shared {
+    fn new(mix: MixKind) -> Shared {
         Shared {
             planned_ns: (0..SLOTS).map(|_| AtomicI64::new(0)).collect(),
             kind: (0..SLOTS).map(|_| AtomicU8::new(0)).collect(),
-            open_orders: Mutex::new(OpenOrders::default()),
+            open_orders: Mutex::new(OpenOrders::for_mix(mix)),
             answered: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         }
@@ -169,14 +169,7 @@ fn start_venue(connections: usize, shards: usize, busy_poll: bool) -> anyhow::Re
             CommandBody::CreatePortfolio { portfolio_id, cash_micros: 1_000_000_000 * 1_000_000 },
             CommandBody::SetRiskLimits { portfolio_id, limits },
         ] {
-            let ticket = admin.submit(command).map_err(|e| anyhow::anyhow!("{e}"))?;
-            loop {
-                match admin.poll() {
-                    Some(Response::Done { ticket: done, .. }) if done == ticket => break,
-                    Some(_) => {}
-                    None => std::thread::yield_now(),
-                }
-            }
+            admin.execute(command);
         }
     }
     let tap = started.taps.into_iter().next();
@@ -282,7 +275,7 @@ fn run_http(
     let mut threads = Vec::new();
     let mut shared_all = Vec::new();
     for (index, account) in accounts.into_iter().enumerate() {
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(config.mix));
         shared_all.push(shared.clone());
         let mix = Mix::new(config.mix, config.seed.wrapping_add(index as u64), 0, 0);
         let connection = http::Connection::new(&base_url, account);
@@ -321,7 +314,7 @@ fn run_binary(
         let mut client = Client::connect(address)?;
         client.login(&key, 0)?;
         client.receiver.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(config.mix));
         shared_all.push(shared.clone());
         let mix = Mix::new(config.mix, config.seed.wrapping_add(connection as u64), portfolio_id, symbol_id);
         let duration = config.duration;
@@ -453,9 +446,10 @@ fn closed_loop(
         sender.send(&message)?;
         loop {
             if let Message::ExecutionReport(report) = receiver.recv()?.message {
+                let received_ns = now_ns(start);
                 mix::track_open_orders(&report, &shared.open_orders);
                 if report.request_id == request_id && report.report_type != report_type::FILL {
-                    recorder.record(usize::from(kind), sent_ns, now_ns(start));
+                    recorder.record(usize::from(kind), sent_ns, received_ns);
                     shared.answered.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
