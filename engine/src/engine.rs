@@ -659,26 +659,36 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     }
 
     fn decide_new_order(&mut self, new: &NewOrder, out: &mut Vec<Event>) {
-        if new.trigger != TriggerKind::None {
-            return match self.check_conditional(new) {
-                Ok(accepted) => self.emit(out, EventBody::ConditionalAccepted(accepted)),
-                Err(reason) => self.reject(out, new.portfolio_id, 0, new.client_order_id, reason),
-            };
+        let Some(order_id) = self.accept_new(new, out) else { return };
+        // A conditional or delayed order waits off-book; a book order trades now.
+        if let Some(handle) = self.orders.find(order_id) {
+            self.match_incoming(out, handle);
         }
-        if self.delays(new.symbol_id) {
-            return match self.check_delayed(new) {
-                Ok(accepted) => self.emit(out, EventBody::ConditionalAccepted(accepted)),
-                Err(reason) => self.reject(out, new.portfolio_id, 0, new.client_order_id, reason),
-            };
-        }
-        let accepted = match self.check_new_order(new, CheckMode::Book) {
-            Ok(accepted) => accepted,
-            Err(reason) => return self.reject(out, new.portfolio_id, 0, new.client_order_id, reason),
+    }
+
+    /// Accepts a new order the way it asks to be taken, or rejects it: a conditional order waits
+    /// for its trigger, a book order of an instrument with a latency model waits for its execution
+    /// time, any other book order joins the book (its matching is the caller's). Returns the id of
+    /// the accepted order.
+    fn accept_new(&mut self, new: &NewOrder, out: &mut Vec<Event>) -> Option<OrderId> {
+        let waiting = |c: AcceptedConditional| (c.order_id, EventBody::ConditionalAccepted(c));
+        let accepted = if new.trigger != TriggerKind::None {
+            self.check_conditional(new).map(waiting)
+        } else if self.delays(new.symbol_id) {
+            self.check_delayed(new).map(waiting)
+        } else {
+            self.check_new_order(new, CheckMode::Book).map(|a| (a.order_id, EventBody::OrderAccepted(a)))
         };
-        let order_id = accepted.order_id;
-        self.emit(out, EventBody::OrderAccepted(accepted));
-        let handle = self.orders.find(order_id).expect("accepted order is stored");
-        self.match_incoming(out, handle);
+        match accepted {
+            Ok((order_id, body)) => {
+                self.emit(out, body);
+                Some(order_id)
+            }
+            Err(reason) => {
+                self.reject(out, new.portfolio_id, 0, new.client_order_id, reason);
+                None
+            }
+        }
     }
 
     /// Trades an order that has just joined the book (or moved in it) against the opposite side and

@@ -12,7 +12,7 @@
 use crate::decimal::{Decimal, DecimalError, Step};
 use crate::sim::impact::SLICES_MAX;
 use crate::sim::{LiquidityMode, SimParams};
-use crate::types::{SymbolId, BASIS_POINTS_PER_UNIT, NANOS_PER_DAY, NANOS_PER_SECOND};
+use crate::types::{SymbolId, BASIS_POINTS_PER_UNIT, NANOS_PER_DAY, NANOS_PER_MICRO, NANOS_PER_SECOND};
 use serde::{Deserialize, Serialize};
 
 /// The instrument table compiled into simex, used when no file is given.
@@ -278,7 +278,6 @@ impl Instrument {
 
 /// The longest modelled latency (base or jitter): a minute.
 const LATENCY_US_MAX: u32 = 60_000_000;
-const NANOS_PER_MICRO: i64 = 1_000;
 
 /// The simulation parameters of a spec: asset-class defaults overridden by the spec's own values,
 /// each checked against its range.

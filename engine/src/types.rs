@@ -174,6 +174,7 @@ impl<'de> Deserialize<'de> for ClientOrderId {
     }
 }
 
+pub const NANOS_PER_MICRO: i64 = 1_000;
 pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
 pub const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SECOND;
 pub const MICROS_PER_UNIT: i64 = 1_000_000;

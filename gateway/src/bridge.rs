@@ -105,7 +105,6 @@ pub fn spawn(
 ) -> (CoreHandle, std::thread::JoinHandle<(Submitter, EventTap)>) {
     let (requests, receiver) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
     // From here on the core folds every event, and publishes the book changes it makes.
-    history.write().record_level_changes(true);
     let core = Core {
         submitter,
         tap,
@@ -273,8 +272,11 @@ impl Core {
         let Some(first) = self.tap.poll() else { return false };
         let mut folded = Vec::new();
         let levels;
+        // Book level changes are recorded only while someone follows `/ws`.
+        let broadcast = self.events.receiver_count() > 0;
         {
             let mut model = self.history.write();
+            model.record_level_changes(broadcast);
             model.apply(first.shard, &first.event);
             folded.push(first);
             for _ in 0..TAP_FOLD_MAX {
@@ -284,7 +286,7 @@ impl Core {
             }
             levels = model.take_level_changes();
         }
-        if self.events.receiver_count() > 0 {
+        if broadcast {
             let _ = self.events.send(Arc::new(Fold { events: folded, levels }));
         }
         true

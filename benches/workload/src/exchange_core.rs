@@ -123,11 +123,6 @@ impl Generator {
     pub fn last_trade_price(&self) -> i64 {
         self.session.last_trade_price
     }
-
-    /// The generator's model of the book after the commands made so far.
-    pub fn book(&self) -> &ModelBook {
-        &self.session.book
-    }
 }
 
 #[derive(Default)]

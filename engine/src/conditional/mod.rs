@@ -266,6 +266,11 @@ impl ConditionalBook {
                 .is_some_and(|t| !t.rising.is_empty() || !t.falling.is_empty() || t.trails.iter().any(|b| b.len() > 0))
     }
 
+    /// Whether any delayed order waits (cheap: every command asks).
+    pub(crate) fn has_delayed(&self) -> bool {
+        !self.delayed.is_empty()
+    }
+
     /// The delayed orders due at `now_ns`, by execution time then id. Changes nothing.
     pub(crate) fn collect_due(&self, now_ns: i64, due: &mut Vec<OrderId>) {
         due.clear();

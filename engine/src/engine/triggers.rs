@@ -22,7 +22,7 @@
 use super::{CheckMode, Engine};
 use crate::book::OrderBook;
 use crate::command::NewOrder;
-use crate::event::{AcceptedConditional, CancelReason, Event, EventBody, RejectReason};
+use crate::event::{AcceptedConditional, AcceptedOrder, CancelReason, Event, EventBody, RejectReason};
 use crate::ledger::Ledger;
 use crate::types::{ClientOrderId, OrderId, OrderKind, Side, SymbolId, TimeInForce, TriggerKind};
 
@@ -67,27 +67,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
             }
         }
         let expire_at_ns = self.conditional_expiry(new)?;
-        Ok(AcceptedConditional {
-            order_id: checked.order_id,
-            portfolio_id: new.portfolio_id,
-            symbol_id: new.symbol_id,
-            side: new.side,
-            kind: new.kind,
-            price_ticks: if new.kind == OrderKind::Market { 0 } else { new.price_ticks },
-            qty_lots: new.qty_lots,
-            time_in_force: new.time_in_force,
-            expire_at_ns,
-            client_order_id: new.client_order_id,
-            self_trade_policy: checked.self_trade_policy,
-            trigger: new.trigger,
-            trigger_price_ticks,
-            trail_ticks: new.trail_ticks,
-            trail_bps: new.trail_bps,
-            parent_order_id: 0,
-            oco_order_id: new.oco_order_id,
-            execute_at_ns: 0,
-            post_only: false,
-        })
+        Ok(AcceptedConditional { trigger_price_ticks, ..waiting_order(new, &checked, expire_at_ns) })
     }
 
     /// Whether the latency model holds orders of this symbol between acceptance and execution.
@@ -104,26 +84,18 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         }
         let checked = self.check_new_order(new, CheckMode::Conditional)?;
         let execute_at_ns = self.now_ns.saturating_add(self.instrument(new.symbol_id).sim.delay_ns(checked.order_id));
+        let expire_at_ns = self.conditional_expiry(new)?;
         Ok(AcceptedConditional {
-            order_id: checked.order_id,
-            portfolio_id: new.portfolio_id,
-            symbol_id: new.symbol_id,
-            side: new.side,
-            kind: new.kind,
+            // As the book would take it now (a market order's protection price, IOC).
             price_ticks: checked.price_ticks,
-            qty_lots: new.qty_lots,
             time_in_force: checked.time_in_force,
-            expire_at_ns: self.conditional_expiry(new)?,
-            client_order_id: new.client_order_id,
-            self_trade_policy: checked.self_trade_policy,
             trigger: TriggerKind::Delayed,
-            trigger_price_ticks: 0,
             trail_ticks: 0,
             trail_bps: 0,
-            parent_order_id: 0,
             oco_order_id: 0,
             execute_at_ns,
             post_only: new.post_only,
+            ..waiting_order(new, &checked, expire_at_ns)
         })
     }
 
@@ -131,7 +103,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
     /// the command that brought the time (so it meets the prices of its execution time, not the
     /// ones that command brings).
     pub(super) fn execute_due(&mut self, out: &mut Vec<Event>) {
-        if self.conditionals.len() == 0 {
+        if !self.conditionals.has_delayed() {
             return;
         }
         let mut due = std::mem::take(&mut self.fired_scratch);
@@ -189,31 +161,7 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
         // The entry is checked in full (and a book entry reserves); the exits are checked when they
         // fire, when the position they close exists. Under the latency model a book entry is
         // delayed like any book order.
-        let entry_id = if entry.trigger == TriggerKind::None && self.delays(entry.symbol_id) {
-            match self.check_delayed(entry) {
-                Ok(accepted) => {
-                    self.emit(out, EventBody::ConditionalAccepted(accepted));
-                    accepted.order_id
-                }
-                Err(reason) => return reject(self, out, reason),
-            }
-        } else if entry.trigger == TriggerKind::None {
-            match self.check_new_order(entry, CheckMode::Book) {
-                Ok(accepted) => {
-                    self.emit(out, EventBody::OrderAccepted(accepted));
-                    accepted.order_id
-                }
-                Err(reason) => return reject(self, out, reason),
-            }
-        } else {
-            match self.check_conditional(entry) {
-                Ok(accepted) => {
-                    self.emit(out, EventBody::ConditionalAccepted(accepted));
-                    accepted.order_id
-                }
-                Err(reason) => return reject(self, out, reason),
-            }
-        };
+        let Some(entry_id) = self.accept_new(entry, out) else { return };
         let exit =
             |order_id: OrderId, kind, price_ticks, trigger, trigger_price_ticks, oco_order_id| AcceptedConditional {
                 order_id,
@@ -344,5 +292,31 @@ impl<B: OrderBook, L: Ledger> Engine<B, L> {
                 self.cancel_conditional(out, order_id, CancelReason::TriggerRejected);
             }
         }
+    }
+}
+
+/// A new order as it waits off-book, once checked: what it asks for, with the id and self-trade
+/// policy its check gave it; no trigger price, link, parent or execution time yet.
+fn waiting_order(new: &NewOrder, checked: &AcceptedOrder, expire_at_ns: i64) -> AcceptedConditional {
+    AcceptedConditional {
+        order_id: checked.order_id,
+        portfolio_id: new.portfolio_id,
+        symbol_id: new.symbol_id,
+        side: new.side,
+        kind: new.kind,
+        price_ticks: if new.kind == OrderKind::Market { 0 } else { new.price_ticks },
+        qty_lots: new.qty_lots,
+        time_in_force: new.time_in_force,
+        expire_at_ns,
+        client_order_id: new.client_order_id,
+        self_trade_policy: checked.self_trade_policy,
+        trigger: new.trigger,
+        trigger_price_ticks: 0,
+        trail_ticks: new.trail_ticks,
+        trail_bps: new.trail_bps,
+        parent_order_id: 0,
+        oco_order_id: new.oco_order_id,
+        execute_at_ns: 0,
+        post_only: false,
     }
 }

@@ -16,7 +16,9 @@ mod store;
 
 pub use external::{ExternalKeyError, ExternalTokens};
 pub use jwt::{load_or_create_secret, JwtKeys};
-pub use store::{AccountRecord, AccountStore, Accounts, PortfolioEntry, StoreError, User, RECORD_TYPE_ACCOUNT};
+pub use store::{
+    AccountRecord, AccountStore, Accounts, PortfolioEntry, StoreError, User, ACCOUNTS_SHARD, RECORD_TYPE_ACCOUNT,
+};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;

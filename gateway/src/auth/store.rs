@@ -21,7 +21,8 @@ use std::sync::{Mutex, RwLock};
 /// The journal record type of every account record.
 pub const RECORD_TYPE_ACCOUNT: u16 = 1;
 /// The accounts journal is one log; the journal crate names it shard 0.
-const ACCOUNTS_SHARD: u32 = 0;
+/// The accounts journal's one shard (its directory under the accounts root).
+pub const ACCOUNTS_SHARD: u32 = 0;
 
 /// One change to the account store, as journaled.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -786,17 +786,6 @@ pub fn trigger_from_code(code: u8) -> Option<TriggerKind> {
     }
 }
 
-/// The code of a trigger; 0 for `TriggerKind::None` and for `Delayed` (the latency model's orders
-/// in flight, which no request can ask for).
-pub fn trigger_code(value: TriggerKind) -> u8 {
-    match value {
-        TriggerKind::None | TriggerKind::Delayed => 0,
-        TriggerKind::Stop => trigger::STOP,
-        TriggerKind::TakeProfit => trigger::TAKE_PROFIT,
-        TriggerKind::TrailingStop => trigger::TRAILING_STOP,
-    }
-}
-
 pub fn time_in_force_from_code(code: u8) -> Option<TimeInForce> {
     match code {
         time_in_force::GTC => Some(TimeInForce::Gtc),
@@ -1011,10 +1000,14 @@ mod tests {
         assert_eq!(order_kind_from_code(3), None);
         assert_eq!(time_in_force_from_code(6), None);
         assert_eq!(self_trade_from_code(5), None);
-        for value in [TriggerKind::Stop, TriggerKind::TakeProfit, TriggerKind::TrailingStop] {
-            assert_eq!(trigger_from_code(trigger_code(value)), Some(value));
+        for (code, value) in [
+            (trigger::STOP, TriggerKind::Stop),
+            (trigger::TAKE_PROFIT, TriggerKind::TakeProfit),
+            (trigger::TRAILING_STOP, TriggerKind::TrailingStop),
+        ] {
+            assert_eq!(trigger_from_code(code), Some(value));
         }
-        assert_eq!(trigger_from_code(trigger_code(TriggerKind::None)), None);
+        assert_eq!(trigger_from_code(0), None);
         assert_eq!(trigger_from_code(4), None);
     }
 }

@@ -8,7 +8,7 @@
 //! (portfolio creation, cash, halts, reference prices) give none.
 
 use super::protocol::{order_kind_code, report_flags, report_type, side_code, time_in_force_code, ExecutionReport};
-use simex_engine::{CancelReason, Event, EventBody, PortfolioId};
+use simex_engine::{AcceptedConditional, AcceptedOrder, CancelReason, Event, EventBody, PortfolioId};
 
 /// `ExecutionReport::liquidity` codes.
 pub const LIQUIDITY_MAKER: u8 = 1;
@@ -19,21 +19,47 @@ pub const LIQUIDITY_TAKER: u8 = 2;
 pub fn reports_of(event: &Event, shard: u16, mut emit: impl FnMut(PortfolioId, ExecutionReport, bool)) {
     let base = ExecutionReport { engine_seq: event.seq, timestamp_ns: event.timestamp_ns, shard, ..Default::default() };
     match event.body {
-        EventBody::OrderAccepted(order) => {
+        // A book order, or a conditional (or delayed) one accepted to wait off-book.
+        EventBody::OrderAccepted(AcceptedOrder {
+            order_id,
+            portfolio_id,
+            symbol_id,
+            side,
+            kind,
+            time_in_force,
+            price_ticks,
+            qty_lots,
+            client_order_id,
+            ..
+        })
+        | EventBody::ConditionalAccepted(AcceptedConditional {
+            order_id,
+            portfolio_id,
+            symbol_id,
+            side,
+            kind,
+            time_in_force,
+            price_ticks,
+            qty_lots,
+            client_order_id,
+            ..
+        }) => {
+            let waiting = matches!(event.body, EventBody::ConditionalAccepted(_));
             let report = ExecutionReport {
                 report_type: report_type::ACCEPTED,
-                order_id: order.order_id,
-                portfolio_id: order.portfolio_id,
-                symbol_id: order.symbol_id,
-                side: side_code(order.side),
-                order_kind: order_kind_code(order.kind),
-                time_in_force: time_in_force_code(order.time_in_force),
-                price_ticks: order.price_ticks,
-                qty_lots: order.qty_lots,
-                client_order_id: order.client_order_id.0,
+                flags: if waiting { report_flags::WAITING } else { 0 },
+                order_id,
+                portfolio_id,
+                symbol_id,
+                side: side_code(side),
+                order_kind: order_kind_code(kind),
+                time_in_force: time_in_force_code(time_in_force),
+                price_ticks,
+                qty_lots,
+                client_order_id: client_order_id.0,
                 ..base
             };
-            emit(order.portfolio_id, report, true);
+            emit(portfolio_id, report, true);
         }
         EventBody::Rejected { portfolio_id, order_id, client_order_id, reason } => {
             let report = ExecutionReport {
@@ -110,23 +136,6 @@ pub fn reports_of(event: &Event, shard: u16, mut emit: impl FnMut(PortfolioId, E
         | EventBody::HaltedSet { .. }
         | EventBody::ReferenceQuoteSet { .. }
         | EventBody::ReferenceTradePrinted { .. } => {}
-        EventBody::ConditionalAccepted(order) => {
-            let report = ExecutionReport {
-                report_type: report_type::ACCEPTED,
-                flags: report_flags::WAITING,
-                order_id: order.order_id,
-                portfolio_id: order.portfolio_id,
-                symbol_id: order.symbol_id,
-                side: side_code(order.side),
-                order_kind: order_kind_code(order.kind),
-                time_in_force: time_in_force_code(order.time_in_force),
-                price_ticks: order.price_ticks,
-                qty_lots: order.qty_lots,
-                client_order_id: order.client_order_id.0,
-                ..base
-            };
-            emit(order.portfolio_id, report, true);
-        }
         EventBody::OrderTriggered { order_id, portfolio_id, symbol_id, price_ticks, qty_lots } => {
             let report = ExecutionReport {
                 report_type: report_type::TRIGGERED,

@@ -22,6 +22,17 @@ pub enum OrderFilter {
     All,
 }
 
+impl OrderFilter {
+    /// Whether an order in `state` is listed.
+    pub fn keeps(self, state: OrderState) -> bool {
+        match self {
+            OrderFilter::Open => state.is_open(),
+            OrderFilter::Closed => !state.is_open(),
+            OrderFilter::All => true,
+        }
+    }
+}
+
 /// A page of a portfolio's trades, newest first, and how many there are in all.
 #[derive(Clone, Debug, Default)]
 pub struct TradePage {

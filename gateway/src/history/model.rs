@@ -20,7 +20,7 @@
 use super::{OrderFilter, TradePage};
 use simex_engine::{
     AcceptedConditional, AcceptedOrder, CancelReason, ClientOrderId, Event, EventBody, Fill, OrderId, OrderKind,
-    PortfolioId, Position, Side, SymbolId, TimeInForce, TriggerKind, BASIS_POINTS_PER_UNIT,
+    PortfolioId, Position, Side, SymbolId, TimeInForce, TriggerKind,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -170,7 +170,8 @@ pub struct ReadModel {
     trades_by_portfolio: HashMap<PortfolioId, Vec<TradeRecord>>,
     positions: HashMap<PortfolioId, BTreeMap<SymbolId, Position>>,
     markets: HashMap<SymbolId, SymbolMarket>,
-    /// Bracket exits by entry order id, while they may still grow.
+    /// Bracket exits by entry order id, while they may still grow (an entry's fill forgets its
+    /// exits that no longer wait).
     exits_by_parent: HashMap<OrderId, Vec<OrderId>>,
     /// Waiting trailing stops by symbol (pruned as they leave the waiting state).
     trailing_by_symbol: HashMap<SymbolId, Vec<OrderId>>,
@@ -398,14 +399,19 @@ impl ReadModel {
 
     /// A fill of a bracket entry adds its quantity to the exits still waiting.
     fn grow_exits(&mut self, entry_id: OrderId, qty_lots: i64) {
-        let Some(exits) = self.exits_by_parent.get(&entry_id) else { return };
-        for exit_id in exits {
-            if let Some(exit) = self.orders.get_mut(exit_id) {
-                if exit.state == OrderState::WaitingTrigger {
-                    exit.qty_lots += qty_lots;
-                    exit.open_lots += qty_lots;
-                }
-            }
+        let Some(exits) = self.exits_by_parent.get_mut(&entry_id) else { return };
+        let orders = &mut self.orders;
+        // Exits that no longer wait (fired, cancelled) never grow again: forget them.
+        exits.retain(|exit_id| {
+            let Some(exit) = orders.get_mut(exit_id).filter(|e| e.state == OrderState::WaitingTrigger) else {
+                return false;
+            };
+            exit.qty_lots += qty_lots;
+            exit.open_lots += qty_lots;
+            true
+        });
+        if exits.is_empty() {
+            self.exits_by_parent.remove(&entry_id);
         }
     }
 
@@ -537,16 +543,7 @@ impl ReadModel {
 
     pub fn orders(&self, portfolio_id: PortfolioId, filter: OrderFilter) -> Vec<OrderRecord> {
         let Some(ids) = self.orders_by_portfolio.get(&portfolio_id) else { return Vec::new() };
-        ids.iter()
-            .rev()
-            .filter_map(|id| self.orders.get(id))
-            .filter(|o| match filter {
-                OrderFilter::Open => o.state.is_open(),
-                OrderFilter::Closed => !o.state.is_open(),
-                OrderFilter::All => true,
-            })
-            .cloned()
-            .collect()
+        ids.iter().rev().filter_map(|id| self.orders.get(id)).filter(|o| filter.keeps(o.state)).cloned().collect()
     }
 
     pub fn order(&self, order_id: OrderId) -> Option<&OrderRecord> {
@@ -574,7 +571,6 @@ impl ReadModel {
         seqs
     }
 
-    /// The largest engine portfolio id an event has created.
     /// Per shard, the last sequence of an event that changed some portfolio's history.
     pub fn history_seqs(&self) -> Vec<(u16, u64)> {
         let mut seqs: Vec<_> = self.last_history_seq_by_shard.iter().map(|(s, q)| (*s, *q)).collect();
@@ -582,6 +578,7 @@ impl ReadModel {
         seqs
     }
 
+    /// The largest engine portfolio id an event has created.
     pub fn portfolio_id_max(&self) -> PortfolioId {
         self.portfolio_id_max
     }
@@ -591,17 +588,7 @@ impl ReadModel {
 /// a buy, a trail in basis points being that share of the best price rounded up to a whole tick
 /// (as the engine computes it).
 fn trail_stop_ticks(order: &OrderRecord) -> i64 {
-    let offset_ticks = if order.trail_bps > 0 {
-        let product = i128::from(order.trail_best_ticks) * i128::from(order.trail_bps);
-        let divisor = i128::from(BASIS_POINTS_PER_UNIT);
-        i64::try_from((product + divisor - 1) / divisor).unwrap_or(i64::MAX)
-    } else {
-        order.trail_ticks
-    };
-    match order.side {
-        Side::Sell => order.trail_best_ticks.saturating_sub(offset_ticks),
-        Side::Buy => order.trail_best_ticks.saturating_add(offset_ticks),
-    }
+    crate::projection::batch::trail_stop_ticks(order.side, order.trail_best_ticks, order.trail_ticks, order.trail_bps)
 }
 
 #[cfg(test)]

@@ -87,11 +87,12 @@ impl PgHistory {
         let started = Instant::now();
         loop {
             let folded = self.memory.read().history_seqs();
-            let report = self.lag.get();
-            let ready = report.connected
-                && folded.iter().all(|&(shard, seq)| {
-                    report.shards.iter().any(|s| s.shard == u32::from(shard) && s.committed_seq >= seq)
-                });
+            let ready = self.lag.with(|report| {
+                report.connected
+                    && folded.iter().all(|&(shard, seq)| {
+                        report.shards.iter().any(|s| s.shard == u32::from(shard) && s.committed_seq >= seq)
+                    })
+            });
             if ready {
                 return true;
             }
@@ -193,14 +194,7 @@ impl PgHistory {
         let orders = rows.and_then(|rows| rows.iter().map(order_record).collect::<Option<Vec<_>>>());
         match orders {
             Some(orders) => {
-                let kept = orders
-                    .into_iter()
-                    .filter(|o| match filter {
-                        OrderFilter::Open => o.state.is_open(),
-                        OrderFilter::Closed => !o.state.is_open(),
-                        OrderFilter::All => true,
-                    })
-                    .collect();
+                let kept = orders.into_iter().filter(|o| filter.keeps(o.state)).collect();
                 (kept, Answered::Postgres)
             }
             None => (self.memory.orders(portfolio_id, filter), Answered::Memory),

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use simex_engine::decimal::Step;
 use simex_engine::{
-    CancelReason, ClientOrderId, CommandBody, InstrumentTable, NewOrder, OrderId, OrderKind, PortfolioId,
-    SelfTradePolicy, Side, TimeInForce, TriggerKind, BASIS_POINTS_PER_UNIT,
+    ClientOrderId, CommandBody, InstrumentTable, NewOrder, OrderId, OrderKind, PortfolioId, SelfTradePolicy, Side,
+    TimeInForce, TriggerKind, BASIS_POINTS_PER_UNIT,
 };
 
 /// `POST /api/portfolios/{id}/trades`, and each element of a batch.
@@ -149,10 +149,10 @@ impl TradeRequest {
             Some(raw) => (numbers::price_ticks(raw, "stop_loss", instrument)?, 0),
             None => (0, 0),
         };
-        if take_profit_price_ticks < 0 || stop_loss_trigger_ticks < 0 || stop_loss_limit_ticks < 0 {
-            return Err(ApiError::invalid("price_not_positive", "a bracket's exit prices must be positive"));
-        }
-        if (self.take_profit.is_some() && take_profit_price_ticks == 0)
+        if take_profit_price_ticks < 0
+            || stop_loss_trigger_ticks < 0
+            || stop_loss_limit_ticks < 0
+            || (self.take_profit.is_some() && take_profit_price_ticks == 0)
             || (self.stop_loss.is_some() && stop_loss_trigger_ticks == 0)
         {
             return Err(ApiError::invalid("price_not_positive", "a bracket's exit prices must be positive"));
@@ -373,7 +373,7 @@ pub struct OrderJson {
     pub updated_at: String,
     /// Why an order that ended unfilled was cancelled (`user`, `linked`, `parent_closed`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cancel_reason: Option<String>,
+    pub cancel_reason: Option<&'static str>,
     /// The trigger of a stop or take-profit; a trailing stop's current stop (it moves with the
     /// best price until the order fires).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -426,7 +426,7 @@ impl OrderJson {
             client_order_id: (!order.client_order_id.is_none()).then(|| order.client_order_id.as_text().to_string()),
             created_at: format_time(order.created_ns),
             updated_at: format_time(order.updated_ns),
-            cancel_reason: order.cancel_reason.map(cancel_reason_text),
+            cancel_reason: order.cancel_reason.map(crate::projection::batch::cancel_reason_name),
             stop_price: conditional.then(|| ticks(order.trigger_price_ticks)),
             trail_amount: (order.trail_ticks > 0).then(|| ticks(order.trail_ticks)),
             trail_percent: (order.trail_bps > 0).then(|| Num::scaled(i128::from(order.trail_bps), 2, 0)),
@@ -436,14 +436,6 @@ impl OrderJson {
             triggered_at: order.triggered.map(|(at_ns, _)| format_time(at_ns)),
             trigger_trade_price: order.triggered.map(|(_, price_ticks)| ticks(price_ticks)),
         }
-    }
-}
-
-/// The stable snake_case name of a cancel reason (its serde name).
-pub fn cancel_reason_text(reason: CancelReason) -> String {
-    match serde_json::to_value(reason) {
-        Ok(serde_json::Value::String(text)) => text,
-        _ => format!("reason_{}", reason.code()),
     }
 }
 

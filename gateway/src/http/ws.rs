@@ -24,12 +24,12 @@
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use super::numbers::Num;
-use super::routes::portfolios::portfolio_view;
+use super::routes::portfolios::{flat_position_view, portfolio_view};
 use super::wire::{side_text, FillJson, OrderJson};
 use super::AppState;
 use crate::auth::{PortfolioEntry, UserId};
 use crate::bridge::FoldedEvents;
-use crate::history::{LevelChange, TradeRecord};
+use crate::history::{LevelChange, SymbolMarket, TradeRecord};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -207,25 +207,32 @@ fn on_client_message(
 
 /// The whole book of a symbol, and the sequence it is at (its last book-changing event).
 fn book_snapshot(state: &AppState, symbol_id: SymbolId) -> (Value, u64) {
-    let Some(instrument) = state.instruments.get(symbol_id) else { return (Value::Null, 0) };
+    let (mut snapshot, _, book_sequence) = book_levels(state, symbol_id, usize::MAX);
+    snapshot["type"] = json!("book_snapshot");
+    snapshot["sequence"] = json!(book_sequence);
+    (snapshot, book_sequence)
+}
+
+/// `{"symbol","bids","asks"}` of a symbol's book to `depth` levels, read under the model's lock
+/// (without copying the book), with the symbol's last sequence and last book-changing sequence.
+fn book_levels(state: &AppState, symbol_id: SymbolId, depth: usize) -> (Value, u64, u64) {
+    let Some(instrument) = state.instruments.get(symbol_id) else { return (Value::Null, 0, 0) };
     let model = state.model.read();
-    let market = model.market(symbol_id).cloned().unwrap_or_default();
-    let (bids, asks) = market.depth(usize::MAX);
+    let empty = SymbolMarket::default();
+    let market = model.market(symbol_id).unwrap_or(&empty);
+    let (bids, asks) = market.depth(depth);
     let levels = |levels: Vec<(i64, i64)>| -> Vec<(Num, Num)> {
         levels.into_iter().map(|(p, q)| (Num::steps(instrument.tick, p), Num::steps(instrument.lot, q))).collect()
     };
-    let snapshot = json!({
-        "type": "book_snapshot",
-        "symbol": instrument.symbol,
-        "bids": levels(bids),
-        "asks": levels(asks),
-        "sequence": market.book_sequence,
-    });
-    (snapshot, market.book_sequence)
+    let book = json!({"symbol": instrument.symbol, "bids": levels(bids), "asks": levels(asks)});
+    (book, market.sequence, market.book_sequence)
 }
 
 /// `book_delta` messages for the level changes of subscribed symbols, one per event.
 fn book_deltas(state: &AppState, subscriptions: &Subscriptions, levels: &[LevelChange], out: &mut Vec<Value>) {
+    if subscriptions.book_deltas.is_empty() {
+        return;
+    }
     let mut index = 0;
     while index < levels.len() {
         let first = levels[index];
@@ -263,21 +270,14 @@ fn book_deltas(state: &AppState, subscriptions: &Subscriptions, levels: &[LevelC
 }
 
 fn book_message(state: &AppState, symbol_id: SymbolId, shard: Option<u16>) -> Value {
-    let Some(instrument) = state.instruments.get(symbol_id) else { return Value::Null };
-    let model = state.model.read();
-    let market = model.market(symbol_id).cloned().unwrap_or_default();
-    let (bids, asks) = market.depth(BOOK_DEPTH);
-    let levels = |levels: Vec<(i64, i64)>| -> Vec<(Num, Num)> {
-        levels.into_iter().map(|(p, q)| (Num::steps(instrument.tick, p), Num::steps(instrument.lot, q))).collect()
-    };
-    json!({
-        "type": "book",
-        "symbol": instrument.symbol,
-        "bids": levels(bids),
-        "asks": levels(asks),
-        "shard": shard,
-        "sequence": market.sequence,
-    })
+    let (mut book, sequence, _) = book_levels(state, symbol_id, BOOK_DEPTH);
+    if book.is_null() {
+        return book;
+    }
+    book["type"] = json!("book");
+    book["shard"] = json!(shard);
+    book["sequence"] = json!(sequence);
+    book
 }
 
 fn on_events(
@@ -295,7 +295,14 @@ fn on_events(
         }
         _ => HashMap::new(),
     };
-    let mine: HashMap<PortfolioId, PortfolioId> = entries.iter().map(|(e, p)| (*e, p.portfolio_id)).collect();
+    // Each touched portfolio's view, read once per batch for its position and portfolio messages.
+    let mut views: HashMap<PortfolioId, Option<Value>> = HashMap::new();
+    let mut view_of = |engine_portfolio_id: PortfolioId| -> Option<Value> {
+        views
+            .entry(engine_portfolio_id)
+            .or_insert_with(|| portfolio_view(state, &entries[&engine_portfolio_id]))
+            .clone()
+    };
     // The caller's portfolios whose cash or positions changed, with the last such event's place.
     let mut portfolios_touched: BTreeMap<PortfolioId, (u16, u64)> = BTreeMap::new();
     // Book deltas go out per fold, after the fold's other messages; a gap resends snapshots.
@@ -359,7 +366,9 @@ fn on_events(
                     (fill.maker_portfolio_id, fill.maker_order_id, fill.taker_side.opposite(), fill.maker_fee_micros),
                 ];
                 for (engine_portfolio_id, order_id, side, fee_micros) in sides {
-                    let Some(portfolio_id) = mine.get(&engine_portfolio_id) else { continue };
+                    let Some(portfolio_id) = entries.get(&engine_portfolio_id).map(|e| e.portfolio_id) else {
+                        continue;
+                    };
                     let record = TradeRecord {
                         trade_id: fill.trade_id,
                         order_id,
@@ -377,7 +386,7 @@ fn on_events(
                         json!({"type": "fill", "portfolio_id": portfolio_id, "shard": shard, "sequence": event.seq});
                     message["fill"] = json!(FillJson::new(&record, &state.instruments));
                     out.push(message);
-                    if let Some(position) = position_message(state, &entries[&engine_portfolio_id], fill.symbol_id) {
+                    if let Some(position) = position_of(state, view_of(engine_portfolio_id), fill.symbol_id) {
                         out.push(json!({"type": "position", "portfolio_id": portfolio_id, "position": position,
                                         "shard": shard, "sequence": event.seq}));
                     }
@@ -385,32 +394,32 @@ fn on_events(
                 }
             }
             EventBody::CashAdjusted { portfolio_id, .. } | EventBody::PortfolioCreated { portfolio_id, .. }
-                if mine.contains_key(&portfolio_id) =>
+                if entries.contains_key(&portfolio_id) =>
             {
                 portfolios_touched.insert(portfolio_id, (shard, event.seq));
             }
             EventBody::OrderAccepted(order) => {
-                push_order(state, &mine, &mut out, order.portfolio_id, order.order_id, "accepted", shard, event.seq)
+                push_order(state, &entries, &mut out, order.portfolio_id, order.order_id, "accepted", shard, event.seq)
             }
             EventBody::ConditionalAccepted(order) => {
-                push_order(state, &mine, &mut out, order.portfolio_id, order.order_id, "accepted", shard, event.seq)
+                push_order(state, &entries, &mut out, order.portfolio_id, order.order_id, "accepted", shard, event.seq)
             }
             EventBody::OrderTriggered { portfolio_id, order_id, .. } => {
-                push_order(state, &mine, &mut out, portfolio_id, order_id, "triggered", shard, event.seq)
+                push_order(state, &entries, &mut out, portfolio_id, order_id, "triggered", shard, event.seq)
             }
             EventBody::OrderCancelled { portfolio_id, order_id, .. } => {
-                push_order(state, &mine, &mut out, portfolio_id, order_id, "cancelled", shard, event.seq)
+                push_order(state, &entries, &mut out, portfolio_id, order_id, "cancelled", shard, event.seq)
             }
             EventBody::OrderReplaced { portfolio_id, order_id, .. } => {
-                push_order(state, &mine, &mut out, portfolio_id, order_id, "replaced", shard, event.seq)
+                push_order(state, &entries, &mut out, portfolio_id, order_id, "replaced", shard, event.seq)
             }
             _ => {}
         }
     }
     for (engine_portfolio_id, (shard, sequence)) in portfolios_touched {
-        let entry = &entries[&engine_portfolio_id];
-        if let Some(portfolio) = portfolio_view(state, entry) {
-            out.push(json!({"type": "portfolio", "portfolio_id": entry.portfolio_id, "portfolio": portfolio,
+        if let Some(portfolio) = view_of(engine_portfolio_id) {
+            let portfolio_id = entries[&engine_portfolio_id].portfolio_id;
+            out.push(json!({"type": "portfolio", "portfolio_id": portfolio_id, "portfolio": portfolio,
                             "shard": shard, "sequence": sequence}));
         }
     }
@@ -423,22 +432,18 @@ fn on_events(
     out
 }
 
-/// One position of a portfolio as the portfolio view shows it (flat: shares 0 and its realized
-/// P&L), for the `position` message.
-fn position_message(state: &AppState, entry: &PortfolioEntry, symbol_id: SymbolId) -> Option<Value> {
-    let instrument = state.instruments.get(symbol_id)?;
-    let view = portfolio_view(state, entry)?;
-    let found = view["positions"].as_array()?.iter().find(|p| p["ticker"] == instrument.symbol.as_str()).cloned();
-    Some(found.unwrap_or_else(|| {
-        json!({"ticker": instrument.symbol, "shares": Num::steps(instrument.lot, 0), "avg_price": "0.00",
-               "market_price": null, "market_value": "0.00", "unrealized_pnl": "0.00", "realized_pnl": "0.00"})
-    }))
+/// One position of a portfolio's view (a flat one, shares 0, when the view lists none: the fill
+/// closed it), for the `position` message.
+fn position_of(state: &AppState, view: Option<Value>, symbol_id: SymbolId) -> Option<Value> {
+    let ticker = state.instruments.get(symbol_id)?.symbol.as_str();
+    let listed = view?["positions"].as_array()?.iter().find(|p| p["ticker"] == ticker).cloned();
+    listed.or_else(|| flat_position_view(state, symbol_id))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn push_order(
     state: &AppState,
-    mine: &HashMap<PortfolioId, PortfolioId>,
+    entries: &HashMap<PortfolioId, PortfolioEntry>,
     out: &mut Vec<Value>,
     engine_portfolio_id: PortfolioId,
     order_id: u64,
@@ -446,7 +451,7 @@ fn push_order(
     shard: u16,
     sequence: u64,
 ) {
-    let Some(portfolio_id) = mine.get(&engine_portfolio_id) else { return };
+    let Some(portfolio_id) = entries.get(&engine_portfolio_id).map(|e| e.portfolio_id) else { return };
     let Some(order) = state.model.read().order(order_id).cloned() else { return };
     out.push(json!({
         "type": "order",

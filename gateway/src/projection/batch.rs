@@ -107,6 +107,9 @@ pub const WAITING_TRIGGER: &str = "waiting_trigger";
 
 /// A `ReferencePriceSet` or `ReferenceTradePrinted` of the batch: with the batch's fills, the trade
 /// prices that move waiting trailing stops of earlier batches (`store::TRAIL_STOPS`). Not a table.
+/// Only prices that make a new high or low of their symbol in the batch are kept: `TRAIL_STOPS`
+/// takes the highest (lowest) price of a prefix of the batch, and a prefix's extreme is always one
+/// of those, so the feed's other prices need not be copied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReferencePriceRow {
     pub symbol_id: i32,
@@ -224,6 +227,8 @@ pub struct Batch {
     pub replacements: Vec<ReplacementRow>,
     pub positions: BTreeMap<(i64, i32), PositionDelta>,
     pub reference_prices: Vec<ReferencePriceRow>,
+    /// The highest and lowest reference price of each symbol in `reference_prices`.
+    reference_extremes: BTreeMap<i32, (i64, i64)>,
     /// Bracket exits among `new_orders`, by entry.
     exits_by_parent: BTreeMap<i64, Vec<i64>>,
     /// Trailing stops among `new_orders`, by symbol.
@@ -337,7 +342,11 @@ impl Batch {
             EventBody::ReferencePriceSet { symbol_id, price_ticks }
             | EventBody::ReferenceTradePrinted { symbol_id, price_ticks, .. } => {
                 let symbol_id = i32::from(symbol_id);
-                self.reference_prices.push(ReferencePriceRow { symbol_id, seq, price_ticks });
+                let (high, low) = self.reference_extremes.entry(symbol_id).or_insert((i64::MIN, i64::MAX));
+                if price_ticks > *high || price_ticks < *low {
+                    (*high, *low) = ((*high).max(price_ticks), (*low).min(price_ticks));
+                    self.reference_prices.push(ReferencePriceRow { symbol_id, seq, price_ticks });
+                }
                 self.trail(symbol_id, price_ticks);
             }
             // Market-wide settings and reference data: not projected.

@@ -103,6 +103,14 @@ impl LagCell {
         self.0.lock().map(|report| report.clone()).unwrap_or_default()
     }
 
+    /// Reads the report in place, under its lock (no copy).
+    pub fn with<T>(&self, f: impl FnOnce(&LagReport) -> T) -> T {
+        match self.0.lock() {
+            Ok(report) => f(&report),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
     pub fn update(&self, f: impl FnOnce(&mut LagReport)) {
         if let Ok(mut report) = self.0.lock() {
             f(&mut report);

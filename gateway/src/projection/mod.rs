@@ -36,6 +36,7 @@ pub mod tail;
 pub use lag::{LagReport, ShardLag};
 pub use store::AccountsBatch;
 
+use crate::auth::ACCOUNTS_SHARD;
 use batch::Batch;
 use lag::LagCell;
 use simex_engine::codec::decode_event;
@@ -493,9 +494,6 @@ impl Projector {
         });
     }
 }
-
-/// The accounts journal is one log, which the journal crate names shard 0.
-const ACCOUNTS_SHARD: u32 = 0;
 
 fn shard_state(root: &Path, shard: u32, committed: Option<Offset>) -> ShardState {
     let epoch = committed.map(|o| o.epoch);

@@ -390,13 +390,9 @@ impl Runtime {
         self.wait
     }
 
-    /// How full every ring is now: each (submitter, shard) inbound ring and each outbound ring
-    /// (responses, taps, journal). Reads two counters per ring; takes no lock the shards use.
-    pub fn ring_occupancy(&self) -> Vec<RingOccupancy> {
-        self.rings.iter().map(RingGauge::read).collect()
-    }
-
-    /// The rings' gauges, to read later without holding the runtime.
+    /// The rings' gauges: each (submitter, shard) inbound ring and each outbound ring (responses,
+    /// taps, journal), to read later without holding the runtime (two counters per ring; no lock
+    /// the shards use).
     pub fn ring_gauges(&self) -> Vec<RingGauge> {
         self.rings.clone()
     }

@@ -11,7 +11,7 @@ use crate::auth::{PortfolioEntry, UserId};
 use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use simex_engine::{Event, EventBody, RejectReason};
+use simex_engine::{Event, EventBody, OrderId, RejectReason};
 
 pub async fn health() -> &'static str {
     "ok"
@@ -36,10 +36,13 @@ pub fn owned_portfolio(state: &AppState, user_id: UserId, id: &str) -> Result<Po
     state.accounts.owns(user_id, portfolio_id).ok_or_else(ApiError::portfolio_not_found)
 }
 
-/// The first rejection among a command's events.
-pub fn rejection(events: &[Event]) -> Option<RejectReason> {
+/// The command's own refusal among its events: the rejection naming `order_id`, the order a
+/// cancel or replace is about, or 0 for a new order (or bracket) and for commands about no order.
+/// (A rejection with another id is of an order the command's trades fired, which failed its
+/// checks: not the command's.)
+pub fn rejection(events: &[Event], order_id: OrderId) -> Option<RejectReason> {
     events.iter().find_map(|e| match e.body {
-        EventBody::Rejected { reason, .. } => Some(reason),
+        EventBody::Rejected { order_id: id, reason, .. } if id == order_id => Some(reason),
         _ => None,
     })
 }

@@ -5,7 +5,7 @@
 //! command's own is decided by order id: trades a command makes may fire other waiting orders,
 //! whose own refusals travel in the same events.
 
-use super::{blocking, owned_portfolio, path};
+use super::{blocking, owned_portfolio, path, rejection};
 use crate::bridge::Outcome;
 use crate::history::{HistoryStore, OrderFilter, OrderRecord, OrderState, TradeRecord};
 use crate::http::error::ApiError;
@@ -78,23 +78,6 @@ fn exits(events: &[Event], entry_id: OrderId, answer: &mut Value) {
     }
 }
 
-/// The refusal of a new order or bracket: the rejection with order id 0. (A rejection with an id
-/// is of an order the command's trades fired, which failed its checks.)
-fn new_order_rejection(events: &[Event]) -> Option<RejectReason> {
-    events.iter().find_map(|e| match e.body {
-        EventBody::Rejected { order_id: 0, reason, .. } => Some(reason),
-        _ => None,
-    })
-}
-
-/// The refusal of a cancel or replace of `order_id`.
-fn amend_rejection(events: &[Event], order_id: OrderId) -> Option<RejectReason> {
-    events.iter().find_map(|e| match e.body {
-        EventBody::Rejected { order_id: id, reason, .. } if id == order_id => Some(reason),
-        _ => None,
-    })
-}
-
 pub async fn trade(
     State(state): State<Arc<AppState>>,
     Caller(user_id): Caller,
@@ -105,7 +88,7 @@ pub async fn trade(
     let command = request.to_command(entry.engine_portfolio_id, &state.instruments)?;
     state.metrics.orders.fetch_add(1, Ordering::Relaxed);
     let events = state.core.execute_one(command).await?;
-    if let Some(reason) = new_order_rejection(&events) {
+    if let Some(reason) = rejection(&events, 0) {
         return Err(ApiError::from_reject(reason));
     }
     let (order_id, fills) =
@@ -168,7 +151,7 @@ pub async fn batch(
                 continue;
             }
         };
-        if let Some(reason) = new_order_rejection(&events) {
+        if let Some(reason) = rejection(&events, 0) {
             let error = ApiError::from_reject(reason);
             rejections.push(json!({"index": index, "code": error.code, "message": error.message}));
             continue;
@@ -292,7 +275,7 @@ async fn amend(
     command: CommandBody,
 ) -> Result<Json<OrderJson>, ApiError> {
     let events = state.core.execute_one(command).await?;
-    if let Some(reason) = amend_rejection(&events, order.order_id) {
+    if let Some(reason) = rejection(&events, order.order_id) {
         return Err(ApiError::from_reject(reason));
     }
     let after = state.model.order(entry_id, order.order_id).ok_or_else(ApiError::order_not_found)?;

@@ -6,6 +6,7 @@
 
 use super::{blocking, owned_portfolio, path, rejection};
 use crate::auth::PortfolioEntry;
+use crate::history::ReadModel;
 use crate::http::error::ApiError;
 use crate::http::extract::{parse_json, ApiBytes, ApiJson, Caller};
 use crate::http::numbers::{self, Num, RawNumber};
@@ -15,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use simex_engine::{CommandBody, Ledger, PortfolioId, MICROS_PER_UNIT};
+use simex_engine::{CommandBody, Instrument, Ledger, PortfolioId, Position, SymbolId, MICROS_PER_UNIT};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -60,7 +61,7 @@ async fn new_engine_portfolio(
     commands.push(CommandBody::CreatePortfolio { portfolio_id, cash_micros });
     let outcomes = state.core.execute(commands).await?;
     match outcomes.last() {
-        Some(crate::bridge::Outcome::Done(events)) => match rejection(events) {
+        Some(crate::bridge::Outcome::Done(events)) => match rejection(events, 0) {
             Some(reason) => Err(ApiError::from_reject(reason)),
             None => Ok(portfolio_id),
         },
@@ -144,37 +145,9 @@ pub fn portfolio_view(state: &AppState, entry: &PortfolioEntry) -> Option<serde_
     let mut market_value_total = i128::from(account.cash_micros);
     for (symbol_id, position) in model.positions(entry.engine_portfolio_id) {
         let Some(instrument) = state.instruments.get(symbol_id) else { continue };
-        let qty = i128::from(position.qty_lots);
-        // Micros per whole unit: cost / (lots * lot), truncated toward zero.
-        let lot_units = qty * i128::from(instrument.lot.mantissa);
-        let avg_micros = if lot_units == 0 {
-            0
-        } else {
-            i128::from(position.cost_basis_micros) * 10i128.pow(instrument.lot.scale) / lot_units
-        };
-        let mark_ticks = model.market(symbol_id).and_then(|m| m.mark_ticks());
-        let value_micros = |ticks: i64| {
-            let magnitude = i128::from(instrument.notional_floor_micros(ticks, position.qty_lots.abs()).unwrap_or(0));
-            if position.qty_lots < 0 {
-                -magnitude
-            } else {
-                magnitude
-            }
-        };
-        let (market_price, market_value) = match mark_ticks {
-            Some(ticks) => (Num::steps(instrument.tick, ticks), value_micros(ticks)),
-            None => (Num::scaled(avg_micros, 6, 2), i128::from(position.cost_basis_micros)),
-        };
+        let (shown, market_value) = position_view(&model, instrument, &position);
         market_value_total += market_value;
-        positions.push(PositionJson {
-            ticker: instrument.symbol.clone(),
-            shares: Num::steps(instrument.lot, position.qty_lots),
-            avg_price: Num::scaled(avg_micros, 6, 2),
-            market_price,
-            market_value: Num::scaled(market_value, 6, 2),
-            unrealized_pnl: Num::scaled(market_value - i128::from(position.cost_basis_micros), 6, 2),
-            realized_pnl: Num::money(position.realized_pnl_micros),
-        });
+        positions.push(shown);
     }
     let starting = i128::from(entry.starting_balance_micros.max(1));
     // Percent with four decimals, truncated toward zero.
@@ -187,6 +160,50 @@ pub fn portfolio_view(state: &AppState, entry: &PortfolioEntry) -> Option<serde_
         "total_value": Num::scaled(market_value_total, 6, 2),
         "total_return_pct": Num::scaled(return_pct_e4, 4, 2),
     }))
+}
+
+/// A flat position in `symbol_id` as the portfolio view would show it (for `/ws`, after a fill
+/// that closed one).
+pub fn flat_position_view(state: &AppState, symbol_id: SymbolId) -> Option<serde_json::Value> {
+    let instrument = state.instruments.get(symbol_id)?;
+    let model = state.model.read();
+    serde_json::to_value(position_view(&model, instrument, &Position::default()).0).ok()
+}
+
+/// One position marked to the reference price (its average price when there is none); with its
+/// market value in micros.
+fn position_view(model: &ReadModel, instrument: &Instrument, position: &Position) -> (PositionJson, i128) {
+    let qty = i128::from(position.qty_lots);
+    // Micros per whole unit: cost / (lots * lot), truncated toward zero.
+    let lot_units = qty * i128::from(instrument.lot.mantissa);
+    let avg_micros = if lot_units == 0 {
+        0
+    } else {
+        i128::from(position.cost_basis_micros) * 10i128.pow(instrument.lot.scale) / lot_units
+    };
+    let mark_ticks = model.market(instrument.symbol_id).and_then(|m| m.mark_ticks());
+    let value_micros = |ticks: i64| {
+        let magnitude = i128::from(instrument.notional_floor_micros(ticks, position.qty_lots.abs()).unwrap_or(0));
+        if position.qty_lots < 0 {
+            -magnitude
+        } else {
+            magnitude
+        }
+    };
+    let (market_price, market_value) = match mark_ticks {
+        Some(ticks) => (Num::steps(instrument.tick, ticks), value_micros(ticks)),
+        None => (Num::scaled(avg_micros, 6, 2), i128::from(position.cost_basis_micros)),
+    };
+    let shown = PositionJson {
+        ticker: instrument.symbol.clone(),
+        shares: Num::steps(instrument.lot, position.qty_lots),
+        avg_price: Num::scaled(avg_micros, 6, 2),
+        market_price,
+        market_value: Num::scaled(market_value, 6, 2),
+        unrealized_pnl: Num::scaled(market_value - i128::from(position.cost_basis_micros), 6, 2),
+        realized_pnl: Num::money(position.realized_pnl_micros),
+    };
+    (shown, market_value)
 }
 
 pub async fn reset(
@@ -226,7 +243,7 @@ pub async fn topup(
         .core
         .execute_one(CommandBody::AdjustCash { portfolio_id: entry.engine_portfolio_id, delta_micros })
         .await?;
-    if let Some(reason) = rejection(&events) {
+    if let Some(reason) = rejection(&events, 0) {
         return Err(ApiError::from_reject(reason));
     }
     let cash = state.ledger.account(entry.engine_portfolio_id).map_or(0, |a| a.cash_micros);
