@@ -15,12 +15,11 @@
 //!
 //! # Same responses
 //! Rows are turned into the same [`TradeRecord`]s and [`OrderRecord`]s the read model holds, in the
-//! same order (newest first: trades by the sequence of their fill, the taker's side before the
-//! maker's when a portfolio is both, as the read model appends them; orders by acceptance), so the
+//! same order (newest first, by venue time, then shard, then sequence: trades by their fill, the
+//! maker's side before the taker's when a portfolio is both; orders by their acceptance), so the
 //! HTTP layer renders byte-identical JSON. An order's quantity after a replace is, as in the read
 //! model, what was filled before the replace plus the replace's quantity (`order_replacements` and
-//! the order's fills before it). One limit, documented in `docs/http.md`: across shards the read
-//! model's order is the order events arrived in, which PostgreSQL orders by venue time.
+//! the order's fills before it).
 //!
 //! # Conditional orders
 //! The projection holds conditional (and delayed) orders from their acceptance, with their trigger
